@@ -1,0 +1,1 @@
+"""The aggregator service: Celery workers that turn diffs into checkpoints."""

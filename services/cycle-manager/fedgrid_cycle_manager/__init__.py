@@ -1,0 +1,1 @@
+"""The cycle manager service: admission, reports and cycle closing."""

@@ -1,0 +1,1 @@
+"""The model store service: jobs, plans and checkpoints."""

@@ -1,0 +1,1 @@
+"""The signaling service: WebRTC signaling between workers."""

@@ -1,0 +1,1 @@
+"""Plain SQL migrations, applied in order by `fedgrid db migrate`."""

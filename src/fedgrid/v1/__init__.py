@@ -1,0 +1,1 @@
+"""Generated protobuf modules (package fedgrid.v1)."""
