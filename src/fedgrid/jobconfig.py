@@ -1,0 +1,338 @@
+"""A job's server and client configs, validated before anything is stored."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from fedgrid.errors import ConfigError
+
+POOL_SELECTIONS = ("random", "iterate")
+TARGETS = ("python", "browser", "torchscript")
+AVERAGING_METHODS = (
+    "fedavg",
+    "mean",
+    "fedavgm",
+    "fedadam",
+    "fedyogi",
+    "fedadagrad",
+    "median",
+    "trimmed_mean",
+)
+SYMMETRIC_ALGORITHMS = ("HS256", "HS384", "HS512")
+ASYMMETRIC_ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+)  # fmt: skip
+MAX_CLIENT_CONFIG_BYTES = 64 * 1024
+
+
+class _Fields:
+    """Reads typed values out of a mapping, naming the field in every error."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, known: set[str]) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be a JSON object")
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{where} has unknown keys {unknown}; known keys are {sorted(known)}"
+            )
+        self.data, self.where = data, where
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}"
+
+    def integer(self, key: str, default: int | None, minimum: int = 0) -> int | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(
+                f"{self._name(key)} must be a whole number >= {minimum}, got {value!r}"
+            )
+        return value
+
+    def number(
+        self, key: str, default: float, minimum: float = 0.0, positive: bool = False
+    ) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self._name(key)} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < minimum or (positive and value <= 0):
+            bound = "> 0" if positive else f">= {minimum}"
+            raise ConfigError(
+                f"{self._name(key)} must be finite and {bound}, got {value}"
+            )
+        return float(value)
+
+    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
+        value = self.data.get(key, default)
+        if value not in options:
+            raise ConfigError(
+                f"{self._name(key)} must be one of {list(options)}, got {value!r}"
+            )
+        return str(value)
+
+    def text(self, key: str) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self._name(key)} must be a non-empty string")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._name(key)} must be true or false, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class AuthenticationConfig:
+    """How workers prove who they are: a JWT checked with a key and an endpoint."""
+
+    type: str = "jwt"
+    secret: str | None = None
+    is_secret_encoded: bool = False
+    public_key: str | None = None
+    algorithms: tuple[str, ...] = ()
+    audience: str | None = None
+    endpoint: str | None = None
+    method: str = "POST"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuthenticationConfig:
+        where = "server_config.authentication"
+        known = {field.name for field in cls.__dataclass_fields__.values()}
+        read = _Fields(data, where, known)
+        secret = read.text("secret")
+        public_key = read.text("public_key")
+        if (secret is None) == (public_key is None):
+            raise ConfigError(f"{where} needs exactly one of secret or public_key")
+        algorithms = data.get("algorithms")
+        allowed = SYMMETRIC_ALGORITHMS if secret else ASYMMETRIC_ALGORITHMS
+        kind = "a secret" if secret else "a public_key"
+        if (
+            not isinstance(algorithms, list)
+            or not algorithms
+            or any(alg not in allowed for alg in algorithms)
+        ):
+            raise ConfigError(
+                f"{where}.algorithms must be a non-empty list drawn from "
+                f"{list(allowed)} when the key is {kind}, got {algorithms!r}"
+            )
+        is_encoded = read.boolean("is_secret_encoded", False)
+        if secret and is_encoded:
+            try:
+                base64.b64decode(secret, validate=True)
+            except binascii.Error as exc:
+                raise ConfigError(f"{where}.secret is not valid base64") from exc
+        endpoint = read.text("endpoint")
+        if endpoint is not None:
+            parsed = urlparse(endpoint)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ConfigError(f"{where}.endpoint must be an http(s) URL")
+        return cls(
+            type=read.choice("type", "jwt", ("jwt",)),
+            secret=secret,
+            is_secret_encoded=is_encoded,
+            public_key=public_key,
+            algorithms=tuple(algorithms),
+            audience=read.text("audience"),
+            endpoint=endpoint,
+            method=read.choice("method", "POST", ("POST", "GET")),
+        )
+
+    def key(self) -> str | bytes:
+        """The verification key: the public key, or the (decoded) secret."""
+        if self.public_key is not None:
+            return self.public_key
+        assert self.secret is not None
+        return base64.b64decode(self.secret) if self.is_secret_encoded else self.secret
+
+
+@dataclass(frozen=True)
+class AveragingConfig:
+    """Which built-in averaging the aggregator runs, with its parameters."""
+
+    method: str = "fedavg"
+    server_learning_rate: float = 1.0
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+    trim_ratio: float = 0.1
+    shard_size: int = 50
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AveragingConfig:
+        where = "server_config.averaging"
+        known = {field.name for field in cls.__dataclass_fields__.values()}
+        read = _Fields(data, where, known)
+        trim_ratio = read.number("trim_ratio", cls.trim_ratio)
+        if trim_ratio >= 0.5:
+            raise ConfigError(f"{where}.trim_ratio must be below 0.5, got {trim_ratio}")
+        for key in ("momentum", "beta1", "beta2"):
+            value = read.number(key, getattr(cls, key))
+            if value >= 1.0:
+                raise ConfigError(f"{where}.{key} must be below 1, got {value}")
+        return cls(
+            method=read.choice("method", cls.method, AVERAGING_METHODS),
+            server_learning_rate=read.number(
+                "server_learning_rate", cls.server_learning_rate, positive=True
+            ),
+            momentum=read.number("momentum", cls.momentum),
+            beta1=read.number("beta1", cls.beta1),
+            beta2=read.number("beta2", cls.beta2),
+            tau=read.number("tau", cls.tau, positive=True),
+            trim_ratio=trim_ratio,
+            shard_size=read.integer("shard_size", cls.shard_size, minimum=1) or 1,
+        )
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The rules the grid enforces for one job; speeds in kbit/s, times in s."""
+
+    max_workers: int = 100
+    pool_selection: str = "random"
+    random_admission_probability: float = 0.5
+    do_not_reuse_workers_until_cycle: int = 0
+    cycle_length: float = 3600.0
+    num_cycles: int = 0  # 0 = unlimited
+    max_cycle_attempts: int = 0  # 0 = 3 x num_cycles (unlimited when num_cycles is)
+    min_diffs: int = 1
+    max_diffs: int = 0  # 0 = max_workers
+    minimum_upload_speed: float = 0.0
+    minimum_download_speed: float = 0.0
+    authentication: AuthenticationConfig | None = None
+    averaging: AveragingConfig = field(default_factory=AveragingConfig)
+    targets: tuple[str, ...] = ("python",)
+    population_size: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServerConfig:
+        """Validate a server config; every error names the field and the fix."""
+        where = "server_config"
+        known = {field.name for field in cls.__dataclass_fields__.values()}
+        read = _Fields(data, where, known)
+        max_workers = read.integer("max_workers", cls.max_workers, minimum=1) or 1
+        num_cycles = read.integer("num_cycles", 0) or 0
+        attempts = read.integer("max_cycle_attempts", 0) or 3 * num_cycles
+        if num_cycles and attempts < num_cycles:
+            raise ConfigError(
+                f"{where}.max_cycle_attempts ({attempts}) must be at least "
+                f"num_cycles ({num_cycles})"
+            )
+        min_diffs = read.integer("min_diffs", 1, minimum=1) or 1
+        max_diffs = read.integer("max_diffs", 0) or max_workers
+        if not min_diffs <= max_diffs <= max_workers:
+            raise ConfigError(
+                f"{where} needs min_diffs <= max_diffs <= max_workers, got "
+                f"{min_diffs}, {max_diffs}, {max_workers}"
+            )
+        probability = read.number("random_admission_probability", 0.5, positive=True)
+        if probability > 1:
+            raise ConfigError(
+                f"{where}.random_admission_probability must be in (0, 1], "
+                f"got {probability}"
+            )
+        targets = data.get("targets", list(cls.targets))
+        if (
+            not isinstance(targets, list)
+            or not targets
+            or any(t not in TARGETS for t in targets)
+        ):
+            raise ConfigError(
+                f"{where}.targets must be a non-empty list drawn from {list(TARGETS)}"
+            )
+        authentication = data.get("authentication")
+        averaging = data.get("averaging", {})
+        return cls(
+            max_workers=max_workers,
+            pool_selection=read.choice("pool_selection", "random", POOL_SELECTIONS),
+            random_admission_probability=probability,
+            do_not_reuse_workers_until_cycle=read.integer(
+                "do_not_reuse_workers_until_cycle", 0
+            )
+            or 0,
+            cycle_length=read.number("cycle_length", cls.cycle_length, positive=True),
+            num_cycles=num_cycles,
+            max_cycle_attempts=attempts,
+            min_diffs=min_diffs,
+            max_diffs=max_diffs,
+            minimum_upload_speed=read.number("minimum_upload_speed", 0.0),
+            minimum_download_speed=read.number("minimum_download_speed", 0.0),
+            authentication=(
+                None
+                if authentication is None
+                else AuthenticationConfig.from_dict(authentication)
+            ),
+            averaging=AveragingConfig.from_dict(averaging),
+            targets=tuple(dict.fromkeys(targets)),
+            population_size=read.integer("population_size", None, minimum=1),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ServerConfig:
+        """Parse and validate a server config from JSON text."""
+        return cls.from_dict(_load_object(text, "server_config"))
+
+    @property
+    def requires_speed_test(self) -> bool:
+        """Whether workers must report measured speeds to be admitted."""
+        return self.minimum_download_speed > 0 or self.minimum_upload_speed > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that from_dict reads back to an equal config."""
+        data = asdict(self)
+        data["targets"] = list(self.targets)
+        if self.authentication is None:
+            del data["authentication"]
+        else:
+            data["authentication"]["algorithms"] = list(self.authentication.algorithms)
+            data["authentication"] = {
+                key: value
+                for key, value in data["authentication"].items()
+                if value is not None
+            }
+        if self.population_size is None:
+            del data["population_size"]
+        return data
+
+    def to_json(self) -> str:
+        """Canonical JSON text of the config."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def validate_client_config(data: Any) -> dict[str, Any]:
+    """A client config is a small JSON object handed to workers as is."""
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise ConfigError("client_config must be a JSON object with string keys")
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"client_config must be plain finite JSON: {exc}") from exc
+    if len(text) > MAX_CLIENT_CONFIG_BYTES:
+        raise ConfigError(
+            f"client_config is {len(text)} bytes; at most {MAX_CLIENT_CONFIG_BYTES}"
+        )
+    return data
+
+
+def _load_object(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a JSON object")
+    return data
