@@ -31,6 +31,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be a whole number >= 0")
+    return number
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in _TRUE:
@@ -97,6 +104,12 @@ class Settings:
     admin_token: str = ""
     session_secret: str = ""
     max_report_bytes: int = 512 * 1024 * 1024
+    gateway_workers: int = 2  # gunicorn worker processes
+    gateway_threads: int = 8  # threads per gunicorn worker
+    # Calls per minute; 0 turns a limit off.
+    gateway_auth_per_ip: int = 120
+    gateway_cycle_requests_per_ip: int = 1200
+    gateway_cycle_requests_per_worker: int = 60
     chunk_bytes: int = 1024 * 1024
     aggregation_queue: str = "fedgrid.aggregation"
     log_level: str = "INFO"
@@ -164,6 +177,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "model_store_address": _address,
     "cycle_manager_address": _address,
     "max_report_bytes": _positive_int,
+    "gateway_workers": _positive_int,
+    "gateway_threads": _positive_int,
+    "gateway_auth_per_ip": _non_negative_int,
+    "gateway_cycle_requests_per_ip": _non_negative_int,
+    "gateway_cycle_requests_per_worker": _non_negative_int,
     "chunk_bytes": _positive_int,
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "log_format": _choice("text", "json"),
