@@ -1,0 +1,1 @@
+"""The model store: jobs, plans, protocols and numbered checkpoints."""
