@@ -25,23 +25,37 @@ _sym_db = _symbol_database.Default()
 from fedgrid.v1 import tensor_pb2 as fedgrid_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66\x65\x64grid/v1/plan.proto\x12\nfedgrid.v1\x1a\x17\x66\x65\x64grid/v1/tensor.proto\"\xac\x01\n\x04Plan\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\ropset_version\x18\x02 \x01(\r\x12\x1f\n\x05nodes\x18\x03 \x03(\x0b\x32\x10.fedgrid.v1.Node\x12!\n\x06inputs\x18\x04 \x03(\x0b\x32\x11.fedgrid.v1.Value\x12\x0f\n\x07outputs\x18\x05 \x03(\t\x12*\n\tconstants\x18\x06 \x03(\x0b\x32\x17.fedgrid.v1.NamedTensor\"7\n\x05Value\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x05\x64type\x18\x02 \x01(\x0e\x32\x11.fedgrid.v1.DType\"\xba\x01\n\x04Node\x12\n\n\x02op\x18\x01 \x01(\t\x12\"\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x14.fedgrid.v1.Argument\x12,\n\x06kwargs\x18\x03 \x03(\x0b\x32\x1c.fedgrid.v1.Node.KwargsEntry\x12\x0f\n\x07outputs\x18\x04 \x03(\t\x1a\x43\n\x0bKwargsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.fedgrid.v1.Argument:\x02\x38\x01\"s\n\x08\x41rgument\x12\r\n\x03ref\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x01H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x03H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\x0e\n\x04none\x18\x05 \x01(\x08H\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66\x65\x64grid/v1/plan.proto\x12\nfedgrid.v1\x1a\x17\x66\x65\x64grid/v1/tensor.proto\"/\n\x03\x44im\x12\x0e\n\x04size\x18\x01 \x01(\x03H\x00\x12\x10\n\x06symbol\x18\x02 \x01(\tH\x00\x42\x06\n\x04kind\"|\n\x05Input\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.fedgrid.v1.InputKind\x12 \n\x05\x64type\x18\x03 \x01(\x0e\x32\x11.fedgrid.v1.DType\x12\x1e\n\x05shape\x18\x04 \x03(\x0b\x32\x0f.fedgrid.v1.Dim\"#\n\x06Output\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03ref\x18\x02 \x01(\t\"3\n\x0c\x41rgumentList\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.fedgrid.v1.Argument\"\xc4\x02\n\x08\x41rgument\x12\r\n\x03ref\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x01H\x00\x12\x13\n\tint_value\x18\x03 \x01(\x03H\x00\x12\x14\n\nbool_value\x18\x04 \x01(\x08H\x00\x12\x0e\n\x04none\x18\x05 \x01(\x08H\x00\x12\x16\n\x0cstring_value\x18\x06 \x01(\tH\x00\x12\"\n\x05\x64type\x18\x07 \x01(\x0e\x32\x11.fedgrid.v1.DTypeH\x00\x12\x10\n\x06\x64\x65vice\x18\x08 \x01(\tH\x00\x12$\n\x06layout\x18\t \x01(\x0e\x32\x12.fedgrid.v1.LayoutH\x00\x12\x31\n\rmemory_format\x18\n \x01(\x0e\x32\x18.fedgrid.v1.MemoryFormatH\x00\x12(\n\x04list\x18\x0b \x01(\x0b\x32\x18.fedgrid.v1.ArgumentListH\x00\x42\x06\n\x04kind\"D\n\x0fKeywordArgument\x12\x0c\n\x04name\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.fedgrid.v1.Argument\"t\n\x04Node\x12\n\n\x02op\x18\x01 \x01(\t\x12\"\n\x04\x61rgs\x18\x02 \x03(\x0b\x32\x14.fedgrid.v1.Argument\x12+\n\x06kwargs\x18\x03 \x03(\x0b\x32\x1b.fedgrid.v1.KeywordArgument\x12\x0f\n\x07outputs\x18\x04 \x03(\t\"\xe4\x01\n\x04Plan\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\ropset_version\x18\x02 \x01(\r\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.fedgrid.v1.PlanKind\x12!\n\x06inputs\x18\x04 \x03(\x0b\x32\x11.fedgrid.v1.Input\x12#\n\x07outputs\x18\x05 \x03(\x0b\x32\x12.fedgrid.v1.Output\x12\x1f\n\x05nodes\x18\x06 \x03(\x0b\x32\x10.fedgrid.v1.Node\x12*\n\tconstants\x18\x07 \x03(\x0b\x32\x17.fedgrid.v1.NamedTensor\"(\n\x08PlanFile\x12\x0c\n\x04plan\x18\x01 \x01(\x0c\x12\x0e\n\x06sha256\x18\x02 \x01(\x0c*\x95\x01\n\x08PlanKind\x12\x19\n\x15PLAN_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11PLAN_KIND_GENERIC\x10\x01\x12\x16\n\x12PLAN_KIND_TRAINING\x10\x02\x12!\n\x1dPLAN_KIND_AVERAGING_ITERATIVE\x10\x03\x12\x1c\n\x18PLAN_KIND_AVERAGING_LIST\x10\x04*\x86\x01\n\tInputKind\x12\x1a\n\x16INPUT_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10INPUT_KIND_STATE\x10\x01\x12\x13\n\x0fINPUT_KIND_DATA\x10\x02\x12\x1d\n\x19INPUT_KIND_HYPERPARAMETER\x10\x03\x12\x13\n\x0fINPUT_KIND_DIFF\x10\x04*4\n\x06Layout\x12\x16\n\x12LAYOUT_UNSPECIFIED\x10\x00\x12\x12\n\x0eLAYOUT_STRIDED\x10\x01*\x88\x01\n\x0cMemoryFormat\x12\x1d\n\x19MEMORY_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n\x16MEMORY_FORMAT_PRESERVE\x10\x01\x12\x1c\n\x18MEMORY_FORMAT_CONTIGUOUS\x10\x02\x12\x1f\n\x1bMEMORY_FORMAT_CHANNELS_LAST\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fedgrid.v1.plan_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODE_KWARGSENTRY']._loaded_options = None
-  _globals['_NODE_KWARGSENTRY']._serialized_options = b'8\001'
-  _globals['_PLAN']._serialized_start=63
-  _globals['_PLAN']._serialized_end=235
-  _globals['_VALUE']._serialized_start=237
-  _globals['_VALUE']._serialized_end=292
-  _globals['_NODE']._serialized_start=295
-  _globals['_NODE']._serialized_end=481
-  _globals['_NODE_KWARGSENTRY']._serialized_start=414
-  _globals['_NODE_KWARGSENTRY']._serialized_end=481
-  _globals['_ARGUMENT']._serialized_start=483
-  _globals['_ARGUMENT']._serialized_end=598
+  _globals['_PLANKIND']._serialized_start=1116
+  _globals['_PLANKIND']._serialized_end=1265
+  _globals['_INPUTKIND']._serialized_start=1268
+  _globals['_INPUTKIND']._serialized_end=1402
+  _globals['_LAYOUT']._serialized_start=1404
+  _globals['_LAYOUT']._serialized_end=1456
+  _globals['_MEMORYFORMAT']._serialized_start=1459
+  _globals['_MEMORYFORMAT']._serialized_end=1595
+  _globals['_DIM']._serialized_start=62
+  _globals['_DIM']._serialized_end=109
+  _globals['_INPUT']._serialized_start=111
+  _globals['_INPUT']._serialized_end=235
+  _globals['_OUTPUT']._serialized_start=237
+  _globals['_OUTPUT']._serialized_end=272
+  _globals['_ARGUMENTLIST']._serialized_start=274
+  _globals['_ARGUMENTLIST']._serialized_end=325
+  _globals['_ARGUMENT']._serialized_start=328
+  _globals['_ARGUMENT']._serialized_end=652
+  _globals['_KEYWORDARGUMENT']._serialized_start=654
+  _globals['_KEYWORDARGUMENT']._serialized_end=722
+  _globals['_NODE']._serialized_start=724
+  _globals['_NODE']._serialized_end=840
+  _globals['_PLAN']._serialized_start=843
+  _globals['_PLAN']._serialized_end=1071
+  _globals['_PLANFILE']._serialized_start=1073
+  _globals['_PLANFILE']._serialized_end=1113
 # @@protoc_insertion_point(module_scope)
