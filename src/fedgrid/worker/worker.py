@@ -1,0 +1,62 @@
+"""The Worker: one grid URL, one identity, any number of jobs at once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fedgrid.worker.client import RetryPolicy
+from fedgrid.worker.job_runner import WorkerJob
+from fedgrid.worker.speed import DEFAULT_TEST_BYTES
+
+
+class Worker:
+    """Joins jobs on one grid; each job runs in its own thread with its own state.
+
+    `auth_token` is the JWT the grid verifies when a job requires
+    authentication. With `state_dir`, each job keeps its current cycle on
+    disk so a new process with the same folder resumes it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth_token: str | None = None,
+        state_dir: str | Path | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        speed_test_bytes: int = DEFAULT_TEST_BYTES,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.auth_token = auth_token
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.speed_test_bytes = speed_test_bytes
+        self._jobs: list[WorkerJob] = []
+        self._lock = threading.Lock()
+
+    def new_job(self, name: str, version: str | None = None) -> WorkerJob:
+        """A job to run; the newest version when version is omitted."""
+        job = WorkerJob(self, name, version)
+        with self._lock:
+            self._jobs.append(job)
+        return job
+
+    @property
+    def jobs(self) -> list[WorkerJob]:
+        with self._lock:
+            return list(self._jobs)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop every job and wait for their threads."""
+        for job in self.jobs:
+            job.stop(wait=False)
+        for job in self.jobs:
+            job.join(timeout)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
