@@ -1,0 +1,1 @@
+"""Cycle state: admission, reports, deadlines, and the client other services use."""

@@ -1,0 +1,430 @@
+"""Cycle rules: admission, reports, closing and the next cycle, over live state."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fedgrid.cycles import metrics
+from fedgrid.cycles.history import History
+from fedgrid.cycles.live_state import LiveState
+from fedgrid.cycles.messages import rejection, report_message
+from fedgrid.errors import (
+    AlreadyExists,
+    Conflict,
+    FedgridError,
+    InvalidArgument,
+    NotFound,
+)
+from fedgrid.jobconfig import ServerConfig
+from fedgrid.v1 import cycle_manager_pb2 as pb
+
+logger = logging.getLogger(__name__)
+
+# (job_id, cycle_id, checkpoint_number the cycle trained from)
+Enqueue = Callable[[str, str, int], None]
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_MAX_ID = 200
+
+
+def _new_cycle_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _check_id(name: str, value: str) -> None:
+    if not value or len(value) > _MAX_ID or not value.isprintable():
+        raise InvalidArgument(
+            f"{name} must be 1 to {_MAX_ID} printable characters, got {value!r}"
+        )
+
+
+class CycleManager:
+    """Every cycle rule, with its live state, history and queue passed in."""
+
+    def __init__(
+        self,
+        live: LiveState,
+        history: History,
+        enqueue: Enqueue,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.live = live
+        self.history = history
+        self._enqueue = enqueue
+        self._rng = rng or random.SystemRandom()
+
+    def register_job(
+        self,
+        job_id: str,
+        name: str,
+        version: str,
+        server_config_json: str,
+        checkpoint_number: int,
+    ) -> pb.JobStatus:
+        """Take a job's server config and open its first cycle; idempotent."""
+        _check_id("job_id", job_id)
+        config = ServerConfig.from_json(server_config_json)
+        if checkpoint_number < 1:
+            raise InvalidArgument(
+                "checkpoint_number must be the stored checkpoint the first cycle "
+                f"trains from (1 for the initial model), got {checkpoint_number}"
+            )
+        self.history.save_job(job_id, name, version, config.to_dict())
+        result = self.live.register_job(
+            job_id, config, checkpoint_number, _new_cycle_id()
+        )
+        if result["outcome"] == "conflict":
+            raise AlreadyExists(
+                f"job {job_id!r} is registered with a different server config; "
+                "push the changed config as a new job version"
+            )
+        if result["outcome"] == "registered":
+            self._save_cycle(result["cycle_id"])
+            logger.info(
+                "[CycleManager.RegisterJob] job=%s cycle_length=%s num_cycles=%s",
+                job_id,
+                config.cycle_length,
+                config.num_cycles,
+            )
+        return self.job_status(job_id)
+
+    def request_cycle(
+        self, job_id: str, worker_id: str, download_kbps: float, upload_kbps: float
+    ) -> pb.CycleResponse:
+        """Admit the worker to the open cycle with a fresh key, or say why not."""
+        _check_id("job_id", job_id)
+        _check_id("worker_id", worker_id)
+        key = secrets.token_urlsafe(32)
+        result = self.live.request_cycle(
+            job_id, worker_id, download_kbps, upload_kbps, self._rng.random(), key
+        )
+        outcome = result["outcome"]
+        if outcome == "unknown_job":
+            raise NotFound(f"job {job_id!r} is not registered with the cycle manager")
+        if outcome == "rejected":
+            reason = str(result["reason"])
+            metrics.ADMISSIONS.labels(reason).inc()
+            logger.debug(
+                "[CycleManager.RequestCycle] job=%s worker=%s outcome=%s",
+                job_id,
+                worker_id,
+                reason,
+            )
+            answer = rejection(reason, float(result["retry"]), str(result["detail"]))
+            return pb.CycleResponse(rejected=answer)
+
+        metrics.ADMISSIONS.labels("ACCEPTED").inc()
+        logger.debug(
+            "[CycleManager.RequestCycle] job=%s worker=%s outcome=ACCEPTED cycle=%s",
+            job_id,
+            worker_id,
+            result["number"],
+        )
+        live_cycle = {
+            "job_id": job_id,
+            "number": str(result["number"]),
+            "state": "open",
+            "trained_from": str(result["checkpoint"]),
+            "admitted": str(result["admitted"]),
+            "opened_at": str(result["opened_at"]),
+            "deadline": str(result["deadline"]),
+        }
+        try:
+            self.history.save_assignments(
+                result["cycle_id"], live_cycle, {worker_id: key}
+            )
+        except FedgridError as exc:
+            # Redis holds the assignment; the close copies it again.
+            logger.warning(
+                "[CycleManager.RequestCycle] history write failed job=%s error=%s",
+                job_id,
+                exc,
+            )
+        accepted = pb.Accepted(
+            request_key=key,
+            cycle_id=result["cycle_id"],
+            cycle_number=int(result["number"]),
+            checkpoint_number=int(result["checkpoint"]),
+            deadline_unix=float(result["deadline"]),
+        )
+        return pb.CycleResponse(accepted=accepted)
+
+    def assignment(self, request_key: str) -> pb.Assignment:
+        """What a request key is for and whether it can still report."""
+        held = self.live.assignment(request_key) if request_key else None
+        if held is None:
+            raise NotFound("this request key was never issued or has expired")
+        cycle = self.live.cycle(held["cycle_id"]) or {}
+        deadline = float(cycle.get("deadline") or 0)
+        return pb.Assignment(
+            request_key=request_key,
+            job_id=held["job_id"],
+            cycle_id=held["cycle_id"],
+            worker_id=held["worker_id"],
+            checkpoint_number=int(float(cycle.get("trained_from") or 0)),
+            deadline_unix=deadline,
+            reported=held.get("reported") == "1",
+            cycle_open=cycle.get("state") == "open" and time.time() < deadline,
+        )
+
+    def submit_report(self, request: pb.SubmitReportRequest) -> pb.SubmitReportResponse:
+        """Accept a report atomically, or refuse it and change nothing."""
+        if request.sample_count < 0 or request.diff_size < 0:
+            raise InvalidArgument("sample_count and diff_size must not be negative")
+        if not request.diff_object_key:
+            raise InvalidArgument("diff_object_key must name the stored diff")
+        if not _DIGEST.match(request.diff_digest):
+            raise InvalidArgument("diff_digest must be 64 lowercase hex (sha256)")
+        metadata: dict[str, Any] = {
+            "sample_count": request.sample_count,
+            "metrics": dict(request.metrics),
+            "diff_object_key": request.diff_object_key,
+            "diff_size": request.diff_size,
+            "diff_digest": request.diff_digest,
+        }
+        result = self.live.submit_report(
+            request.request_key, request.worker_id, metadata
+        )
+        status = str(result["status"])
+        cycle_id = str(result.get("cycle_id", ""))
+        metrics.REPORTS.labels(status).inc()
+        logger.debug(
+            "[CycleManager.SubmitReport] worker=%s cycle=%s outcome=%s",
+            request.worker_id,
+            cycle_id,
+            status,
+        )
+        if status == "ACCEPTED":
+            metadata["worker_id"] = request.worker_id
+            metadata["accepted_at"] = result["accepted_at"]
+            self._save_report(cycle_id, request.request_key, metadata)
+            if result["closed"]:
+                self._after_close(cycle_id, resend=False)
+        return pb.SubmitReportResponse(
+            status=status,
+            message=report_message(status),
+            cycle_id=cycle_id,
+        )
+
+    def list_reports(self, cycle_id: str) -> pb.ListReportsResponse:
+        """The accepted reports of one cycle, for its aggregation."""
+        cycle = self.history.cycle(cycle_id)
+        if cycle is None:
+            raise NotFound(f"cycle {cycle_id!r} does not exist")
+        reports = [
+            pb.StoredReport(
+                request_key=row["request_key"],
+                worker_id=row["worker_id"],
+                sample_count=row["sample_count"],
+                metrics={k: float(v) for k, v in row["metrics"].items()},
+                diff_object_key=row["diff_object_key"],
+                diff_size=row["diff_size"],
+                diff_digest=row["diff_digest"],
+            )
+            for row in self.history.reports(cycle_id)
+        ]
+        return pb.ListReportsResponse(
+            job_id=cycle["job_id"],
+            cycle_id=cycle_id,
+            checkpoint_number=cycle["trained_from_checkpoint"],
+            reports=reports,
+        )
+
+    def checkpoint_stored(self, cycle_id: str, checkpoint_number: int) -> pb.JobStatus:
+        """Complete an aggregated cycle and open the next; a repeat changes nothing."""
+        if checkpoint_number < 1:
+            raise InvalidArgument(
+                f"checkpoint_number must be 1 or more, got {checkpoint_number}"
+            )
+        return self._finish(cycle_id, "completed", checkpoint_number, "")
+
+    def aggregation_failed(self, cycle_id: str, reason: str) -> pb.JobStatus:
+        """Fail a closing cycle and open the next if attempts remain."""
+        return self._finish(cycle_id, "failed", 0, reason or "no reason given")
+
+    def _finish(
+        self, cycle_id: str, outcome: str, checkpoint: int, reason: str
+    ) -> pb.JobStatus:
+        result = self.live.finish_aggregation(
+            cycle_id, outcome, checkpoint, reason, _new_cycle_id()
+        )
+        kind = result["outcome"]
+        if kind == "unknown_cycle":
+            known = self.history.cycle(cycle_id)
+            if known is None:
+                raise NotFound(f"cycle {cycle_id!r} does not exist")
+            return self.job_status(known["job_id"])
+        if kind == "not_closed":
+            raise Conflict(
+                f"cycle {cycle_id} is still open; it takes a result only after it "
+                "closes for aggregation"
+            )
+        if kind == "duplicate":
+            done = result["state"] == outcome and (
+                outcome == "failed" or int(result["checkpoint"]) == checkpoint
+            )
+            if not done:
+                raise Conflict(
+                    f"cycle {cycle_id} already ended as {result['state']} "
+                    f"(checkpoint {result['checkpoint']}); nothing was changed"
+                )
+            return self.job_status(result["job_id"])
+
+        self._record_end(cycle_id, result["job_id"], str(result["opened"]))
+        return self.job_status(result["job_id"])
+
+    def job_status(self, job_id: str) -> pb.JobStatus:
+        """A job's state and every cycle it ran, live counts included."""
+        job = self.history.job(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id!r} is not registered with the cycle manager")
+        live = self.live.job(job_id) or {}
+        status = pb.JobStatus(
+            job_id=job_id,
+            state=live.get("state", job["state"]),
+            finish_reason=live.get("finish_reason", job["finish_reason"]),
+            completed_cycles=int(live.get("completed", job["completed_cycles"])),
+            num_cycles=int(job["server_config"].get("num_cycles", 0)),
+        )
+        current = live.get("cycle_id", "")
+        for row in self.history.cycles(job_id):
+            cycle = pb.Cycle(
+                cycle_id=row["cycle_id"],
+                job_id=job_id,
+                number=row["number"],
+                state=row["state"],
+                admitted=row["admitted"],
+                reports=row["reports"],
+                opened_at_unix=row["opened_at"],
+                deadline_unix=row["deadline"],
+                closed_at_unix=row["closed_at"] or 0.0,
+                checkpoint_number=row["checkpoint_number"],
+                close_reason=row["close_reason"],
+            )
+            if row["cycle_id"] == current:
+                now = self.live.cycle(current) or {}
+                cycle.admitted = int(now.get("admitted", cycle.admitted))
+                cycle.reports = int(now.get("reports", cycle.reports))
+            status.cycles.append(cycle)
+        return status
+
+    def close_due_cycles(self) -> int:
+        """Close every cycle past its deadline; returns how many this call closed."""
+        closed = 0
+        for cycle_id in self.live.due("deadlines", 0.0):
+            result = self.live.close_at_deadline(cycle_id, _new_cycle_id())
+            if result["outcome"] == "closing":
+                closed += 1
+                self._after_close(cycle_id, resend=False)
+            elif result["outcome"] == "failed":
+                closed += 1
+                self._record_end(cycle_id, result["job_id"], str(result["opened"]))
+        return closed
+
+    def resend_quiet_aggregations(self, timeout: float) -> int:
+        """Enqueue again closing cycles whose aggregation has not reported back."""
+        sent = 0
+        for cycle_id in self.live.due("closing", timeout):
+            if self.live.claim_stale(cycle_id, timeout):
+                self._after_close(cycle_id, resend=True)
+                sent += 1
+        return sent
+
+    def _after_close(self, cycle_id: str, resend: bool) -> None:
+        # History first: the aggregator reads the reports from PostgreSQL.
+        try:
+            cycle = self._sync_cycle(cycle_id)
+            if cycle is None:
+                return
+            self._enqueue(cycle["job_id"], cycle_id, int(float(cycle["trained_from"])))
+        except FedgridError as exc:
+            logger.warning(
+                "[CycleManager.Close] enqueue deferred cycle=%s error=%s", cycle_id, exc
+            )
+            return
+        kind = "resend" if resend else "first"
+        metrics.AGGREGATIONS_ENQUEUED.labels(kind).inc()
+        logger.info(
+            "[CycleManager.Close] cycle closed job=%s cycle=%s number=%s reports=%s "
+            "reason=%s enqueued=%s",
+            cycle["job_id"],
+            cycle_id,
+            cycle["number"],
+            cycle["reports"],
+            cycle["close_reason"],
+            kind,
+        )
+
+    def _record_end(self, cycle_id: str, job_id: str, opened: str) -> None:
+        cycle = self._sync_cycle(cycle_id)
+        if cycle is not None:
+            metrics.CYCLES_CLOSED.labels(cycle["state"]).inc()
+            duration = float(cycle["closed_at"] or 0) - float(cycle["opened_at"])
+            metrics.CYCLE_SECONDS.observe(max(duration, 0.0))
+            logger.info(
+                "[CycleManager.Close] cycle ended job=%s cycle=%s number=%s "
+                "state=%s reason=%s",
+                job_id,
+                cycle_id,
+                cycle["number"],
+                cycle["state"],
+                cycle["close_reason"],
+            )
+        job = self.live.job(job_id)
+        if job is not None:
+            self.history.save_job_state(job_id, job)
+            if job.get("state") == "finished":
+                logger.info(
+                    "[CycleManager.Close] job finished job=%s reason=%s",
+                    job_id,
+                    job.get("finish_reason"),
+                )
+        if opened:
+            self._save_cycle(opened)
+
+    def _save_cycle(self, cycle_id: str) -> None:
+        cycle = self.live.cycle(cycle_id)
+        if cycle is not None:
+            self.history.save_cycle(cycle_id, cycle)
+            logger.info(
+                "[CycleManager.Open] cycle opened job=%s cycle=%s number=%s "
+                "checkpoint=%s deadline=%s",
+                cycle["job_id"],
+                cycle_id,
+                cycle["number"],
+                cycle["trained_from"],
+                cycle["deadline"],
+            )
+
+    def _save_report(self, cycle_id: str, key: str, metadata: dict[str, Any]) -> None:
+        try:
+            cycle = self.live.cycle(cycle_id)
+            if cycle is not None:
+                self.history.save_reports(cycle_id, cycle, {key: metadata})
+        except FedgridError as exc:
+            # Redis holds the report; the close copies it again.
+            logger.warning(
+                "[CycleManager.SubmitReport] history write failed cycle=%s error=%s",
+                cycle_id,
+                exc,
+            )
+
+    def _sync_cycle(self, cycle_id: str) -> dict[str, str] | None:
+        """Copy a cycle with its assignments and reports from Redis to PostgreSQL."""
+        cycle = self.live.cycle(cycle_id)
+        if cycle is None:
+            return None
+        self.history.save_assignments(
+            cycle_id, cycle, self.live.cycle_workers(cycle_id)
+        )
+        reports = self.live.cycle_reports(cycle_id)
+        if reports:
+            self.history.save_reports(cycle_id, cycle, reports)
+        return cycle

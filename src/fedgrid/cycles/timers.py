@@ -1,0 +1,60 @@
+"""Background threads: the deadline watcher and the aggregation sweeper."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from fedgrid.cycles.manager import CycleManager
+from fedgrid.errors import FedgridError
+
+logger = logging.getLogger(__name__)
+
+
+class CycleTimers:
+    """Runs in every replica; the Redis scripts make sure one replica wins."""
+
+    def __init__(
+        self,
+        manager: CycleManager,
+        deadline_interval: float = 0.5,
+        sweep_interval: float = 30.0,
+        aggregation_timeout: float = 600.0,
+    ) -> None:
+        self.manager = manager
+        self.aggregation_timeout = aggregation_timeout
+        self._stopping = threading.Event()
+        self._threads = [
+            self._thread("deadlines", deadline_interval, manager.close_due_cycles),
+            self._thread("sweeper", sweep_interval, self._sweep),
+        ]
+
+    def _sweep(self) -> int:
+        return self.manager.resend_quiet_aggregations(self.aggregation_timeout)
+
+    def _thread(
+        self, name: str, interval: float, tick: Callable[[], int]
+    ) -> threading.Thread:
+        def loop() -> None:
+            while not self._stopping.wait(interval):
+                try:
+                    tick()
+                except FedgridError as exc:
+                    logger.warning("[CycleTimers.%s] tick failed error=%s", name, exc)
+                except Exception:
+                    logger.exception("[CycleTimers.%s] unexpected failure", name)
+
+        return threading.Thread(target=loop, name=f"cycle-{name}", daemon=True)
+
+    def start(self) -> None:
+        """Start both threads."""
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask both threads to stop and wait for them."""
+        self._stopping.set()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout)
