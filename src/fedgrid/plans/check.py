@@ -93,7 +93,8 @@ def _check_tensor_args(
     for parameter, value in bound:
         if str(parameter.type) != "Tensor":
             continue
-        if not isinstance(value, Ref) or kinds.get(value.name) != TENSOR:
+        # A size may stand where a tensor goes (torch wraps it as a scalar).
+        if not isinstance(value, Ref) or value.name not in kinds:
             raise PlanError(
                 f"{_where(index, node)}: argument {parameter.name!r} must refer "
                 f"to a tensor, got {value!r}"

@@ -174,7 +174,7 @@ class Interpreter:
             kwargs: dict[str, Any] = {}
             kwarg_slots: dict[str, int] = {}
             for key, value in node.kwargs:
-                if isinstance(value, Ref) or isinstance(value, tuple):
+                if isinstance(value, (Ref, tuple)):
                     kwarg_slots[key] = slots.argument(value)
                 else:
                     kwargs[key] = value
@@ -196,7 +196,9 @@ class Interpreter:
     def _bind_inputs(self, inputs: Mapping[str, Any], env: Env) -> None:
         missing = [spec.name for spec, _ in self._inputs if spec.name not in inputs]
         if missing:
-            raise PlanError(f"plan {self._program.name!r}: missing input {missing[0]!r}")
+            raise PlanError(
+                f"plan {self._program.name!r}: missing input {missing[0]!r}"
+            )
         if len(inputs) != len(self._inputs):
             known = {spec.name for spec, _ in self._inputs}
             extra = sorted(set(inputs) - known)
@@ -243,6 +245,7 @@ def _checked_input(
                 f"input {spec.name!r} must be a tensor, got {type(value).__name__}"
             )
         value = torch.tensor(value, dtype=spec.dtype)
+    tensor: torch.Tensor = value
     if value.dtype != spec.dtype:
         raise PlanError(
             f"input {spec.name!r} has dtype {value.dtype}; the plan expects "
@@ -250,8 +253,8 @@ def _checked_input(
         )
     if value.dim() != len(spec.shape):
         raise PlanError(
-            f"input {spec.name!r} has {value.dim()} dimensions "
-            f"{list(value.shape)}; the plan expects {len(spec.shape)} {list(spec.shape)}"
+            f"input {spec.name!r} has shape {list(value.shape)}; the plan "
+            f"expects {len(spec.shape)} dimensions {list(spec.shape)}"
         )
     for axis, (size, expected) in enumerate(zip(value.shape, spec.shape, strict=True)):
         if isinstance(expected, str):
@@ -266,4 +269,4 @@ def _checked_input(
                 f"input {spec.name!r} has size {size} on dimension {axis}; the "
                 f"plan expects {expected}"
             )
-    return value
+    return tensor

@@ -6,7 +6,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias
 
 import torch
 
@@ -44,19 +44,19 @@ class Ref:
     name: str
 
 
-Argument = Union[
-    Ref,
-    None,
-    bool,
-    int,
-    float,
-    str,
-    torch.dtype,
-    torch.device,
-    torch.layout,
-    torch.memory_format,
-    tuple["Argument", ...],
-]
+Argument: TypeAlias = (
+    Ref
+    | bool
+    | int
+    | float
+    | str
+    | torch.dtype
+    | torch.device
+    | torch.layout
+    | torch.memory_format
+    | tuple["Argument", ...]
+    | None
+)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from fedgrid.plans.interpreter import Interpreter
 from fedgrid.plans.ir import InputKind, InputSpec, PlanKind, Program
 from fedgrid.plans.opset import Opset, load_opset
 from fedgrid.plans.serialize import program_from_bytes, program_to_bytes
+from fedgrid.plans.torchscript import export_torchscript
 
 
 class Plan:
@@ -101,6 +102,4 @@ class Plan:
 
     def to_torchscript(self) -> bytes:
         """A TorchScript module (torch.jit.save bytes) that replays the plan."""
-        from fedgrid.plans.torchscript import export_torchscript
-
         return export_torchscript(self._program, self._opset)

@@ -62,7 +62,9 @@ def _encode_argument(value: Argument, depth: int = 0) -> plan_pb2.Argument:
     return message
 
 
-def _decode_argument(message: plan_pb2.Argument, where: str, depth: int = 0) -> Argument:
+def _decode_argument(
+    message: plan_pb2.Argument, where: str, depth: int = 0
+) -> Argument:
     kind = message.WhichOneof("kind")
     if kind == "ref":
         return Ref(message.ref)
@@ -158,7 +160,9 @@ def program_from_proto(message: plan_pb2.Plan) -> Program:
     try:
         kind = PlanKind(message.kind)
     except ValueError:
-        raise PlanError(f"plan {message.name!r} has unknown kind {message.kind}") from None
+        raise PlanError(
+            f"plan {message.name!r} has unknown kind {message.kind}"
+        ) from None
     nodes = []
     for index, node in enumerate(message.nodes):
         where = f"node {index} ({node.op})"

@@ -7,7 +7,6 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import sympy
 import torch
 from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -73,7 +72,7 @@ def _check_symbols(
             if not isinstance(size, torch.SymInt):
                 continue
             fixed = env.replace(size.node.expr)
-            if isinstance(fixed, sympy.Integer):
+            if fixed.is_number:
                 raise PlanError(
                     f"the function only works when input {spec.name!r} has "
                     f"{dim} size {int(fixed)}; use x.shape[0] or -1 in view/reshape "
@@ -140,7 +139,9 @@ class _Converter:
     def _argument(self, value: Any) -> Argument:
         if isinstance(value, fx.Node):
             if value in self.parts or value not in self.values:
-                raise PlanError(f"value {value.name!r} is used in a way plans cannot hold")
+                raise PlanError(
+                    f"value {value.name!r} is used in a way plans cannot hold"
+                )
             return Ref(self.values[value])
         if isinstance(value, (list, tuple)):
             return tuple(self._argument(item) for item in value)
@@ -151,7 +152,9 @@ class _Converter:
             return value  # type: ignore[no-any-return]
         if isinstance(value, torch.memory_format):
             return value
-        raise PlanError(f"argument {value!r} of type {type(value).__name__} cannot be traced")
+        raise PlanError(
+            f"argument {value!r} of type {type(value).__name__} cannot be traced"
+        )
 
     def _call(self, node: fx.Node) -> None:
         if node.target is operator.getitem:
@@ -166,12 +169,14 @@ class _Converter:
                 f"(version {self.opset.version})"
             )
         args = tuple(self._argument(value) for value in node.args)
-        kwargs = tuple((key, self._argument(value)) for key, value in node.kwargs.items())
+        kwargs = tuple(
+            (key, self._argument(value)) for key, value in node.kwargs.items()
+        )
         getters = [user for user in node.users if user.target is operator.getitem]
         if getters:
             if len(getters) != len(node.users):
                 raise PlanError(f"op {name!r}: its results are used as a whole")
-            by_index = {int(user.args[1]): user for user in getters}  # type: ignore[call-overload]
+            by_index = {int(user.args[1]): user for user in getters}  # type: ignore[arg-type]
             width = _result_count(node, max(by_index) + 1)
             outputs = []
             for position in range(width):
@@ -186,7 +191,9 @@ class _Converter:
         self.values[node] = self._fresh(node.name)
         self.nodes.append(Node(name, args, kwargs, (self.values[node],)))
 
-    def convert(self, name: str, kind: PlanKind, output_names: Sequence[str]) -> Program:
+    def convert(
+        self, name: str, kind: PlanKind, output_names: Sequence[str]
+    ) -> Program:
         placeholders = iter(self.specs)
         outputs: list[tuple[str, str]] = []
         for node in self.module.graph.nodes:
@@ -280,7 +287,9 @@ def _input_specs(
     for key, tensor in examples.items():
         if tensor.dim() == 0 or key in fixed_names:
             specs.append(
-                InputSpec(key, InputKind.HYPERPARAMETER, tensor.dtype, tuple(tensor.shape))
+                InputSpec(
+                    key, InputKind.HYPERPARAMETER, tensor.dtype, tuple(tensor.shape)
+                )
             )
         else:
             shape = (BATCH, *tensor.shape[1:])
@@ -358,6 +367,4 @@ def trace_training_plan(
                 )
         return result
 
-    return trace_program(
-        call, specs, {**params, **examples}, name, PlanKind.TRAINING
-    )
+    return trace_program(call, specs, {**params, **examples}, name, PlanKind.TRAINING)
