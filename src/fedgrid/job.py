@@ -108,21 +108,17 @@ class JobSpec:
         return TracedJob(self, server, client, plans, self.initial_state())
 
     def _trace_averaging(self) -> Plan:
-        from fedgrid import plans as plans_module
+        from fedgrid.plans import trace_averaging_plan
 
-        tracer = getattr(plans_module, "trace_averaging_plan", None)
-        if tracer is None:
-            raise PlanError(
-                "this fedgrid build cannot trace averaging plans; use a built-in "
-                "averaging (server_config.averaging.method)"
+        assert self.averaging_plan is not None
+        state = self.initial_state()
+        if self.averaging_style == "list":
+            return trace_averaging_plan(
+                self.averaging_plan, state, style="list", name=AVERAGING_PLAN
             )
-        plan: Plan = tracer(
-            self.averaging_plan,
-            self.model,
-            name=AVERAGING_PLAN,
-            style=self.averaging_style,
+        return trace_averaging_plan(
+            self.averaging_plan, state, style="iterative", name=AVERAGING_PLAN
         )
-        return plan
 
 
 @dataclass
