@@ -1,0 +1,1 @@
+"""The gateway's logic, free of HTTP: auth, sessions, reports, job hosting."""
