@@ -134,9 +134,8 @@ class ModelStoreClient:
     ) -> tuple[pb.Checkpoint, Iterator[bytes]]:
         """The aggregator state stored with a checkpoint; NotFound when none."""
         ref = _checkpoint_ref(name, version, number, alias)
-        return self._open_checkpoint_blob(
-            self._stub.GetServerState, ref, "GetServerState"
-        )
+        first, data = self._open_blob(self._stub.GetServerState, ref, "GetServerState")
+        return first.checkpoint, data
 
     def get_plan(
         self, name: str, version: str, plan: str, plan_format: str
