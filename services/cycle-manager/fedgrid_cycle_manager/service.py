@@ -56,6 +56,7 @@ class CycleManagerReplica:
             max_workers=GRPC_THREADS,
         )
         self.address = self.service.address
+        self._stopped = False
 
     def start(self) -> None:
         """Serve rpcs and start the deadline watcher and the sweeper."""
@@ -63,7 +64,10 @@ class CycleManagerReplica:
         self.timers.start()
 
     def stop(self, grace: float = 5.0) -> None:
-        """Stop the timers, then the server, then close connections."""
+        """Stop the timers, then the server, then close connections; once."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.timers.stop()
         self.service.stop(grace)
         self.enqueuer.close()
