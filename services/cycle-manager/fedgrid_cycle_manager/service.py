@@ -38,7 +38,7 @@ class CycleManagerReplica:
         self.enqueuer = CeleryEnqueuer(settings.broker_url, settings.aggregation_queue)
         self.manager = CycleManager(self.live, self.history, self.enqueuer)
         self.timers = CycleTimers(
-            self.manager,
+            self.manager.closer,
             deadline_interval=deadline_interval,
             sweep_interval=sweep_interval,
             aggregation_timeout=aggregation_timeout,

@@ -7,11 +7,10 @@ import random
 import re
 import secrets
 import time
-import uuid
-from collections.abc import Callable
 from typing import Any
 
 from fedgrid.cycles import metrics
+from fedgrid.cycles.closing import CycleCloser, Enqueue, new_cycle_id
 from fedgrid.cycles.history import History
 from fedgrid.cycles.live_state import LiveState
 from fedgrid.cycles.messages import rejection, report_message
@@ -27,15 +26,8 @@ from fedgrid.v1 import cycle_manager_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
-# (job_id, cycle_id, checkpoint_number the cycle trained from)
-Enqueue = Callable[[str, str, int], None]
-
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _MAX_ID = 200
-
-
-def _new_cycle_id() -> str:
-    return uuid.uuid4().hex
 
 
 def _check_id(name: str, value: str) -> None:
@@ -57,7 +49,7 @@ class CycleManager:
     ) -> None:
         self.live = live
         self.history = history
-        self._enqueue = enqueue
+        self.closer = CycleCloser(live, history, enqueue)
         self._rng = rng or random.SystemRandom()
 
     def register_job(
@@ -78,7 +70,7 @@ class CycleManager:
             )
         self.history.save_job(job_id, name, version, config.to_dict())
         result = self.live.register_job(
-            job_id, config, checkpoint_number, _new_cycle_id()
+            job_id, config, checkpoint_number, new_cycle_id()
         )
         if result["outcome"] == "conflict":
             raise AlreadyExists(
@@ -86,7 +78,7 @@ class CycleManager:
                 "push the changed config as a new job version"
             )
         if result["outcome"] == "registered":
-            self._save_cycle(result["cycle_id"])
+            self.closer.save_cycle(result["cycle_id"])
             logger.info(
                 "[CycleManager.RegisterJob] job=%s cycle_length=%s num_cycles=%s",
                 job_id,
@@ -206,7 +198,7 @@ class CycleManager:
             metadata["accepted_at"] = result["accepted_at"]
             self._save_report(cycle_id, request.request_key, metadata)
             if result["closed"]:
-                self._after_close(cycle_id, resend=False)
+                self.closer.after_close(cycle_id, resend=False)
         return pb.SubmitReportResponse(
             status=status,
             message=report_message(status),
@@ -253,7 +245,7 @@ class CycleManager:
         self, cycle_id: str, outcome: str, checkpoint: int, reason: str
     ) -> pb.JobStatus:
         result = self.live.finish_aggregation(
-            cycle_id, outcome, checkpoint, reason, _new_cycle_id()
+            cycle_id, outcome, checkpoint, reason, new_cycle_id()
         )
         kind = result["outcome"]
         if kind == "unknown_cycle":
@@ -277,7 +269,7 @@ class CycleManager:
                 )
             return self.job_status(result["job_id"])
 
-        self._record_end(cycle_id, result["job_id"], str(result["opened"]))
+        self.closer.record_end(cycle_id, result["job_id"], str(result["opened"]))
         return self.job_status(result["job_id"])
 
     def job_status(self, job_id: str) -> pb.JobStatus:
@@ -315,94 +307,6 @@ class CycleManager:
             status.cycles.append(cycle)
         return status
 
-    def close_due_cycles(self) -> int:
-        """Close every cycle past its deadline; returns how many this call closed."""
-        closed = 0
-        for cycle_id in self.live.due("deadlines", 0.0):
-            result = self.live.close_at_deadline(cycle_id, _new_cycle_id())
-            if result["outcome"] == "closing":
-                closed += 1
-                self._after_close(cycle_id, resend=False)
-            elif result["outcome"] == "failed":
-                closed += 1
-                self._record_end(cycle_id, result["job_id"], str(result["opened"]))
-        return closed
-
-    def resend_quiet_aggregations(self, timeout: float) -> int:
-        """Enqueue again closing cycles whose aggregation has not reported back."""
-        sent = 0
-        for cycle_id in self.live.due("closing", timeout):
-            if self.live.claim_stale(cycle_id, timeout):
-                self._after_close(cycle_id, resend=True)
-                sent += 1
-        return sent
-
-    def _after_close(self, cycle_id: str, resend: bool) -> None:
-        # History first: the aggregator reads the reports from PostgreSQL.
-        try:
-            cycle = self._sync_cycle(cycle_id)
-            if cycle is None:
-                return
-            self._enqueue(cycle["job_id"], cycle_id, int(float(cycle["trained_from"])))
-        except FedgridError as exc:
-            logger.warning(
-                "[CycleManager.Close] enqueue deferred cycle=%s error=%s", cycle_id, exc
-            )
-            return
-        kind = "resend" if resend else "first"
-        metrics.AGGREGATIONS_ENQUEUED.labels(kind).inc()
-        logger.info(
-            "[CycleManager.Close] cycle closed job=%s cycle=%s number=%s reports=%s "
-            "reason=%s enqueued=%s",
-            cycle["job_id"],
-            cycle_id,
-            cycle["number"],
-            cycle["reports"],
-            cycle["close_reason"],
-            kind,
-        )
-
-    def _record_end(self, cycle_id: str, job_id: str, opened: str) -> None:
-        cycle = self._sync_cycle(cycle_id)
-        if cycle is not None:
-            metrics.CYCLES_CLOSED.labels(cycle["state"]).inc()
-            duration = float(cycle["closed_at"] or 0) - float(cycle["opened_at"])
-            metrics.CYCLE_SECONDS.observe(max(duration, 0.0))
-            logger.info(
-                "[CycleManager.Close] cycle ended job=%s cycle=%s number=%s "
-                "state=%s reason=%s",
-                job_id,
-                cycle_id,
-                cycle["number"],
-                cycle["state"],
-                cycle["close_reason"],
-            )
-        job = self.live.job(job_id)
-        if job is not None:
-            self.history.save_job_state(job_id, job)
-            if job.get("state") == "finished":
-                logger.info(
-                    "[CycleManager.Close] job finished job=%s reason=%s",
-                    job_id,
-                    job.get("finish_reason"),
-                )
-        if opened:
-            self._save_cycle(opened)
-
-    def _save_cycle(self, cycle_id: str) -> None:
-        cycle = self.live.cycle(cycle_id)
-        if cycle is not None:
-            self.history.save_cycle(cycle_id, cycle)
-            logger.info(
-                "[CycleManager.Open] cycle opened job=%s cycle=%s number=%s "
-                "checkpoint=%s deadline=%s",
-                cycle["job_id"],
-                cycle_id,
-                cycle["number"],
-                cycle["trained_from"],
-                cycle["deadline"],
-            )
-
     def _save_report(self, cycle_id: str, key: str, metadata: dict[str, Any]) -> None:
         try:
             cycle = self.live.cycle(cycle_id)
@@ -415,16 +319,3 @@ class CycleManager:
                 cycle_id,
                 exc,
             )
-
-    def _sync_cycle(self, cycle_id: str) -> dict[str, str] | None:
-        """Copy a cycle with its assignments and reports from Redis to PostgreSQL."""
-        cycle = self.live.cycle(cycle_id)
-        if cycle is None:
-            return None
-        self.history.save_assignments(
-            cycle_id, cycle, self.live.cycle_workers(cycle_id)
-        )
-        reports = self.live.cycle_reports(cycle_id)
-        if reports:
-            self.history.save_reports(cycle_id, cycle, reports)
-        return cycle

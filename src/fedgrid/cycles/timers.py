@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from fedgrid.cycles.manager import CycleManager
+from fedgrid.cycles.closing import CycleCloser
 from fedgrid.errors import FedgridError
 
 logger = logging.getLogger(__name__)
@@ -17,21 +17,21 @@ class CycleTimers:
 
     def __init__(
         self,
-        manager: CycleManager,
+        closer: CycleCloser,
         deadline_interval: float = 0.5,
         sweep_interval: float = 30.0,
         aggregation_timeout: float = 600.0,
     ) -> None:
-        self.manager = manager
+        self.closer = closer
         self.aggregation_timeout = aggregation_timeout
         self._stopping = threading.Event()
         self._threads = [
-            self._thread("deadlines", deadline_interval, manager.close_due_cycles),
+            self._thread("deadlines", deadline_interval, closer.close_due_cycles),
             self._thread("sweeper", sweep_interval, self._sweep),
         ]
 
     def _sweep(self) -> int:
-        return self.manager.resend_quiet_aggregations(self.aggregation_timeout)
+        return self.closer.resend_quiet_aggregations(self.aggregation_timeout)
 
     def _thread(
         self, name: str, interval: float, tick: Callable[[], int]
