@@ -43,9 +43,7 @@ def training_step(
     return {"loss": loss, "accuracy": accuracy, **updated}
 
 
-def make_job(
-    name: str = "tiny", version: str = "1.0.0", **server: Any
-) -> JobSpec:
+def make_job(name: str = "tiny", version: str = "1.0.0", **server: Any) -> JobSpec:
     torch.manual_seed(0)
     server_config = {
         "max_workers": 2,
@@ -71,7 +69,9 @@ def make_job(
     )
 
 
-def make_partition(seed: int, samples: int = 16, batch: int = 8) -> list[dict[str, torch.Tensor]]:
+def make_partition(
+    seed: int, samples: int = 16, batch: int = 8
+) -> list[dict[str, torch.Tensor]]:
     """A worker's local data, already batched."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(samples, FEATURES, generator=generator)
