@@ -294,24 +294,24 @@ class RsaKeys:
     private_pem: bytes
     public_pem: str
 
-
-@pytest.fixture(scope="session")
-def rsa_keys() -> RsaKeys:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public_pem = (
-        key.public_key()
-        .public_bytes(
+    @classmethod
+    def fresh(cls) -> RsaKeys:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public = key.public_key().public_bytes(
             serialization.Encoding.PEM,
             serialization.PublicFormat.SubjectPublicKeyInfo,
         )
-        .decode()
-    )
-    return RsaKeys(private_pem=private_pem, public_pem=public_pem)
+        return cls(private_pem=private_pem, public_pem=public.decode())
+
+
+@pytest.fixture(scope="session")
+def rsa_keys() -> RsaKeys:
+    return RsaKeys.fresh()
 
 
 @dataclass
