@@ -113,6 +113,13 @@ class Settings:
     chunk_bytes: int = 1024 * 1024
     aggregation_queue: str = "fedgrid.aggregation"
     aggregator_name: str = "fedgrid-aggregator"  # Celery node name before the @
+    aggregator_concurrency: int = 2  # tasks one aggregator process runs at once
+    # Seconds before Redis hands an unacknowledged task (its worker died) to
+    # another worker; keep it above the longest aggregation.
+    aggregation_visibility_timeout: int = 3600
+    # Test-only: tasks wait while this file exists, so tests can kill a worker
+    # in the middle of a task. Leave empty in every deployment.
+    aggregator_test_hold_file: str = ""
     log_level: str = "INFO"
     log_format: str = "text"
     var_dir: Path = Path("var")
@@ -174,6 +181,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "model_store_metrics_port": _port,
     "cycle_manager_metrics_port": _port,
     "aggregator_metrics_port": _port,
+    "aggregator_concurrency": _positive_int,
+    "aggregation_visibility_timeout": _positive_int,
     "signaling_metrics_port": _port,
     "model_store_address": _address,
     "cycle_manager_address": _address,
