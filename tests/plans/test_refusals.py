@@ -255,6 +255,10 @@ def test_a_training_plan_must_return_every_parameter(mlp_case: Case) -> None:
     def forgetful(model, params, data, target, lr):  # type: ignore[no-untyped-def]
         return {"loss": data.sum()}
 
-    example = {"data": torch.randn(3, 64), "target": torch.zeros(3), "lr": 0.1}
+    example: dict[str, torch.Tensor | float] = {
+        "data": torch.randn(3, 64),
+        "target": torch.zeros(3),
+        "lr": 0.1,
+    }
     with pytest.raises(PlanError, match=r"missing 'fc1\.weight'"):
         trace_training_plan(forgetful, mlp_case.model, example)

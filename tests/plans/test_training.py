@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +15,9 @@ from tests.plans.conftest import BATCH_SIZES, Case
 LR = torch.tensor(0.1)
 
 
-def _assert_same(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]):
+def _assert_same(
+    actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]
+) -> None:
     assert list(actual) == list(expected)
     for key, value in expected.items():
         torch.testing.assert_close(actual[key], value, rtol=1e-5, atol=1e-6, msg=key)
@@ -116,3 +120,11 @@ def test_plan_trains_on_digits(mlp_case: Case) -> None:
 
     assert losses[-1] < 0.5 * losses[0]
     assert float(result["accuracy"]) > 0.8
+
+
+def test_export_and_load_raise_no_torch_jit_warning(mlp_case: Case) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_torchscript(mlp_case.plan.to_torchscript())
+
+    assert [str(item.message) for item in caught] == []

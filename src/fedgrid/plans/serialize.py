@@ -48,7 +48,7 @@ def _encode_argument(value: Argument, depth: int = 0) -> plan_pb2.Argument:
     elif isinstance(value, str):
         message.string_value = value
     elif isinstance(value, torch.dtype):
-        message.dtype = dtype_code(value)  # type: ignore[assignment]
+        message.dtype = dtype_code(value)
     elif isinstance(value, torch.device):
         message.device = str(value)
     elif isinstance(value, torch.layout) and value in _LAYOUTS:
@@ -114,7 +114,7 @@ def program_to_proto(program: Program) -> plan_pb2.Plan:
             plan_pb2.Input(
                 name=spec.name,
                 kind=spec.kind.value,  # type: ignore[arg-type]
-                dtype=dtype_code(spec.dtype),  # type: ignore[arg-type]
+                dtype=dtype_code(spec.dtype),
                 shape=shape,
             )
         )

@@ -53,7 +53,7 @@ def _fake_input(
     sizes = [DimDynamic.DYNAMIC if flag else DimDynamic.STATIC for flag in dynamic]
     fake = mode.from_tensor(
         example.detach(),
-        symbolic_context=StatelessSymbolicContext(dynamic_sizes=sizes),  # type: ignore[arg-type]
+        symbolic_context=StatelessSymbolicContext(dynamic_sizes=sizes),
     )
     if spec.kind is InputKind.STATE and fake.is_floating_point():
         fake.requires_grad_(True)
@@ -111,8 +111,20 @@ def _make_graph(
     except Exception as exc:  # the user's code or an untraceable op
         raise PlanError(f"tracing plan {name!r} failed: {exc}") from exc
     _check_symbols(env, specs, fakes)
+    _fold_double_transposes(graph_module.graph)
     graph_module.graph.eliminate_dead_code()
     return graph_module, output_names
+
+
+def _fold_double_transposes(graph: fx.Graph) -> None:
+    """Read x where the backward pass transposes a transpose of x."""
+    if any(_writes(node) for node in graph.nodes):
+        return  # a view and its source differ once something writes in place
+    transpose = torch.ops.aten.t.default
+    for node in graph.nodes:
+        source = node.args[0] if node.target is transpose else None
+        if isinstance(source, fx.Node) and source.target is transpose:
+            node.replace_all_uses_with(source.args[0])
 
 
 class _Converter:
@@ -125,7 +137,8 @@ class _Converter:
         self.taken = {spec.name for spec in specs}
         self.constants: dict[str, torch.Tensor] = {}
         self.nodes: list[Node] = []
-        self.parts: dict[fx.Node, dict[int, fx.Node]] = {}
+        self.computed: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        self.reuse = not any(_writes(node) for node in module.graph.nodes)
         self.opset = load_opset()
 
     def _fresh(self, base: str) -> str:
@@ -138,7 +151,7 @@ class _Converter:
 
     def _argument(self, value: Any) -> Argument:
         if isinstance(value, fx.Node):
-            if value in self.parts or value not in self.values:
+            if value not in self.values:
                 raise PlanError(
                     f"value {value.name!r} is used in a way plans cannot hold"
                 )
@@ -149,7 +162,7 @@ class _Converter:
             value,
             (bool, int, float, str, torch.dtype, torch.device, torch.layout),
         ):
-            return value  # type: ignore[no-any-return]
+            return value
         if isinstance(value, torch.memory_format):
             return value
         raise PlanError(
@@ -172,24 +185,40 @@ class _Converter:
         kwargs = tuple(
             (key, self._argument(value)) for key, value in node.kwargs.items()
         )
+        key = (name, repr(args), repr(kwargs))  # repr keeps 1 and 1.0 apart
         getters = [user for user in node.users if user.target is operator.getitem]
         if getters:
             if len(getters) != len(node.users):
                 raise PlanError(f"op {name!r}: its results are used as a whole")
             by_index = {int(user.args[1]): user for user in getters}  # type: ignore[arg-type]
+            earlier = self.computed.get(key)
+            if earlier is not None and all(earlier[i] for i in by_index):
+                for position, part in by_index.items():
+                    self.values[part] = earlier[position]
+                return
             width = _result_count(node, max(by_index) + 1)
             outputs = []
             for position in range(width):
-                part = by_index.get(position)
-                if part is None:
+                if position not in by_index:
                     outputs.append("")
                     continue
+                part = by_index[position]
                 self.values[part] = self._fresh(part.name)
                 outputs.append(self.values[part])
-            self.nodes.append(Node(name, args, kwargs, tuple(outputs)))
+            self._emit(key, Node(name, args, kwargs, tuple(outputs)))
+            return
+        if key in self.computed:
+            (self.values[node],) = self.computed[key]
             return
         self.values[node] = self._fresh(node.name)
-        self.nodes.append(Node(name, args, kwargs, (self.values[node],)))
+        self._emit(key, Node(name, args, kwargs, (self.values[node],)))
+
+    def _emit(self, key: tuple[str, str, str], node: Node) -> None:
+        self.nodes.append(node)
+        # The same call on the same values gives the same result, unless
+        # something in the graph writes in place.
+        if self.reuse:
+            self.computed[key] = node.outputs
 
     def convert(
         self, name: str, kind: PlanKind, output_names: Sequence[str]
@@ -223,6 +252,11 @@ class _Converter:
             nodes=tuple(self.nodes),
             constants=self.constants,
         )
+
+
+def _writes(node: fx.Node) -> bool:
+    target = node.target
+    return isinstance(target, torch._ops.OpOverload) and target._schema.is_mutable
 
 
 def _result_count(node: fx.Node, used: int) -> int:
