@@ -9,7 +9,9 @@ import torch
 
 from fedgrid.averaging import AveragingFailed, ModelLayout, average
 from fedgrid.averaging.optimizers import initial_state
+from fedgrid.averaging.planned import average_with_plan
 from fedgrid.jobconfig import AveragingConfig
+from fedgrid.plans import trace_averaging_plan
 from tests.averaging.conftest import diff_report, random_diff
 
 
@@ -255,3 +257,37 @@ def test_overflow_to_inf_never_becomes_a_model() -> None:
 
     with pytest.raises(AveragingFailed, match="NaN or Inf"):
         average(model, [diff_report("a", diff, 1)], AveragingConfig(method="fedavg"))
+
+
+@pytest.mark.parametrize("style", ["iterative", "list"])
+def test_user_averaging_plan_in_both_styles(
+    model: dict[str, torch.Tensor], style: str
+) -> None:
+    def running_mean(avg, diff, n):  # type: ignore[no-untyped-def]
+        return {k: avg[k] + (diff[k] - avg[k]) / n for k in avg}
+
+    def stacked_mean(diffs):  # type: ignore[no-untyped-def]
+        return {k: diffs[k].mean(dim=0) for k in diffs}
+
+    floats = {k: v for k, v in model.items() if v.is_floating_point()}
+    fn = running_mean if style == "iterative" else stacked_mean
+    plan = trace_averaging_plan(fn, floats, style=style)  # type: ignore[arg-type]
+    first, second = random_diff(1), random_diff(2)
+    for diff in (first, second):
+        del diff["bn.num_batches_tracked"]
+    broken = random_diff(3)
+    del broken["bn.num_batches_tracked"]
+    broken["fc.bias"][0] = math.nan
+    reports = [
+        diff_report("a", first, 2, {"loss": 1.0}),
+        diff_report("nan", broken, 2),
+        diff_report("b", second, 6, {"loss": 2.0}),
+    ]
+
+    result = average_with_plan(floats, reports, plan)
+
+    mean = (first["fc.weight"] + second["fc.weight"]) / 2
+    expected = floats["fc.weight"] - mean
+    assert torch.allclose(result.state["fc.weight"], expected, atol=1e-6)
+    assert list(result.excluded) == ["nan"]
+    assert result.metrics["loss"] == pytest.approx(1.75)
