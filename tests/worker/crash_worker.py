@@ -1,6 +1,6 @@
 """A worker process for the crash test: trains half a cycle, or resumes one.
 
-Usage: python -m tests.worker.crash_worker URL STATE_DIR crash|resume MARKER
+Usage: python -m tests.worker.crash_worker URL STATE_DIR crash|resume MARKER [JOB]
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from tests.worker.sample_job import make_partition
 
 def main() -> None:
     url, state_dir, mode, marker = sys.argv[1:5]
+    name = sys.argv[5] if len(sys.argv) > 5 else "tiny"
     worker = Worker(url, state_dir=state_dir, retry=RetryPolicy(3, 0.05, 0.2))
-    job = worker.new_job("tiny")
+    job = worker.new_job(name)
     first, second = make_partition(1)
     hang = threading.Event()
 
