@@ -60,10 +60,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEDGRID_")}
     for field in dataclasses.fields(settings):
         value = getattr(settings, field.name)
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
         if text:
             env[f"FEDGRID_{field.name.upper()}"] = text
     return env
