@@ -55,6 +55,11 @@ def _abort(method: str, context: grpc.ServicerContext, exc: Exception) -> None:
         code = status_for(exc)
         message = str(exc)
         logger.info("[ModelStore.%s] refused status=%s", method, code.name)
+    elif isinstance(exc, grpc.RpcError):
+        # The caller's request stream broke off (cancelled or disconnected).
+        code = grpc.StatusCode.CANCELLED
+        message = "the request stream ended abnormally; nothing was stored"
+        logger.info("[ModelStore.%s] request stream cancelled", method)
     else:
         code = grpc.StatusCode.INTERNAL
         message = "internal error in the model store; its log has the details"
