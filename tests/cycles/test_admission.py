@@ -10,10 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fedgrid.config import Settings
 from fedgrid.cycles.client import CycleManagerClient
-from fedgrid.errors import AlreadyExists, InvalidArgument, NotFound
+from fedgrid.errors import AlreadyExists, InvalidArgument, NotFound, Unavailable
 from fedgrid.v1 import cycle_manager_pb2 as pb
+from fedgrid_cycle_manager.service import CycleManagerReplica
 from tests.cycles.conftest import accepted, rejected, report
+from tests.support import free_port
 
 Reason = pb.Rejected.Reason
 
@@ -166,3 +169,19 @@ def test_registration_is_validated_and_idempotent(
         client.register_job("job-bad", "m", "1.0.0", '{"max_workers": 0}', 1)
     with pytest.raises(InvalidArgument, match="checkpoint_number"):
         client.register_job("job-bad", "m", "1.0.0", "{}", 0)
+
+
+def test_redis_down_is_unavailable_not_a_rejection(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    replica = CycleManagerReplica(settings, port=free_port(), deadline_interval=5)
+    replica.start()
+    try:
+        with (
+            CycleManagerClient(replica.address, timeout=30) as client,
+            pytest.raises(Unavailable, match="Redis is unreachable"),
+        ):
+            client.request_cycle("any-job", "w")
+    finally:
+        replica.stop(grace=1.0)

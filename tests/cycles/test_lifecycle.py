@@ -31,7 +31,7 @@ def test_deadline_closes_without_further_reports_and_enqueues_once(
     client: CycleManagerClient, register: Callable[..., str], settings: Settings
 ) -> None:
     job = register(
-        max_workers=5, max_diffs=5, min_diffs=1, cycle_length=1, checkpoint=7
+        max_workers=5, max_diffs=5, min_diffs=1, cycle_length=2, checkpoint=7
     )
     seat = accepted(client.request_cycle(job, "w"))
     report(client, seat.request_key, "w")
@@ -73,7 +73,7 @@ def test_max_diffs_report_closes_and_enqueues_exactly_one_task(
 def test_too_few_reports_at_the_deadline_fail_the_cycle_and_open_the_next(
     client: CycleManagerClient, register: Callable[..., str], settings: Settings
 ) -> None:
-    job = register(max_workers=5, min_diffs=2, cycle_length=1)
+    job = register(max_workers=5, min_diffs=2, cycle_length=2)
     seat = accepted(client.request_cycle(job, "lonely"))
     report(client, seat.request_key, "lonely")
 

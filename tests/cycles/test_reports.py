@@ -60,7 +60,7 @@ def test_duplicate_unknown_and_wrong_worker_reports_change_nothing(
 def test_late_report_is_refused(
     client: CycleManagerClient, register: Callable[..., str]
 ) -> None:
-    job = register(max_workers=3, cycle_length=1)
+    job = register(max_workers=3, cycle_length=2)
     seat = accepted(client.request_cycle(job, "slow"))
     wait_for(lambda: time.time() > seat.deadline_unix + 0.05, what="the deadline")
 
