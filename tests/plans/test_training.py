@@ -128,3 +128,11 @@ def test_export_and_load_raise_no_torch_jit_warning(mlp_case: Case) -> None:
         load_torchscript(mlp_case.plan.to_torchscript())
 
     assert [str(item.message) for item in caught] == []
+
+
+def test_formats_follow_the_targets(cnn_case: Case) -> None:
+    served = cnn_case.plan.formats(["python", "torchscript"])
+
+    assert sorted(served) == ["ops", "torchscript"]
+    assert Plan.from_bytes(served["ops"]).program == cnn_case.plan.program
+    assert load_torchscript(served["torchscript"]).output_names()[0] == "loss"

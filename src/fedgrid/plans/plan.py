@@ -14,6 +14,9 @@ from fedgrid.plans.opset import Opset, load_opset
 from fedgrid.plans.serialize import program_from_bytes, program_to_bytes
 from fedgrid.plans.torchscript import export_torchscript
 
+# The served plan format each target downloads.
+TARGET_FORMATS = {"python": "ops", "browser": "ops", "torchscript": "torchscript"}
+
 
 class Plan:
     """A traced plan: named inputs, op nodes over the opset, named outputs.
@@ -103,3 +106,18 @@ class Plan:
     def to_torchscript(self) -> bytes:
         """A TorchScript module (torch.jit.save bytes) that replays the plan."""
         return export_torchscript(self._program, self._opset)
+
+    def formats(self, targets: Iterable[str]) -> dict[str, bytes]:
+        """Validate for targets, then the bytes of each format they download.
+
+        "ops" is the PlanFile (Python and browser workers); "torchscript" is
+        the module the grid compiles itself (LibTorch workers).
+        """
+        wanted = self._opset.check_targets(targets)
+        self.validate(wanted)
+        served: dict[str, bytes] = {}
+        for target in wanted:
+            fmt = TARGET_FORMATS[target]
+            if fmt not in served:
+                served[fmt] = self.to_bytes() if fmt == "ops" else self.to_torchscript()
+        return served
