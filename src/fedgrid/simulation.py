@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from fedgrid.averaging import AveragingFailed, ReportInput, Tally, average
+from fedgrid.averaging import AveragingFailed, ReportInput, average
+from fedgrid.averaging.planned import average_with_plan
 from fedgrid.errors import ConfigError
 from fedgrid.job import AVERAGING_PLAN, TRAINING_PLAN, JobSpec, TracedJob, load_job
 from fedgrid.jobconfig import ServerConfig
 from fedgrid.plans import Plan
-from fedgrid.plans import average as plan_average
 from fedgrid.tensors import state_stream_bytes
 from fedgrid.worker.report import compute_diff
 from fedgrid.worker.training import TrainingResult, train
@@ -231,9 +231,6 @@ def _aggregate(
     server_state: dict[str, torch.Tensor] | None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, torch.Tensor] | None]:
     """One cycle's averaging: the aggregator's code path, fed from memory."""
-    averaging_plan = traced.plans.get(AVERAGING_PLAN)
-    if averaging_plan is not None:
-        return _aggregate_with_plan(averaging_plan, current, reports)
     inputs = [
         ReportInput(
             key=f"worker-{worker}",
@@ -243,30 +240,13 @@ def _aggregate(
         )
         for worker, result, diff in reports
     ]
+    averaging_plan = traced.plans.get(AVERAGING_PLAN)
+    if averaging_plan is not None:
+        planned = average_with_plan(current, inputs, averaging_plan)
+        return planned.state, planned.metrics, None
     averaged = average(current, inputs, traced.server_config.averaging, server_state)
     return averaged.state, averaged.metrics, averaged.server_state
 
 
 def _loader(blob: bytes) -> Callable[[Any], bytes]:
     return lambda _buffer: blob
-
-
-def _no_diff(_buffer: Any) -> bytes:
-    return b""
-
-
-def _aggregate_with_plan(
-    plan: Plan,
-    current: dict[str, torch.Tensor],
-    reports: list[tuple[int, TrainingResult, dict[str, torch.Tensor]]],
-) -> tuple[dict[str, torch.Tensor], dict[str, float], None]:
-    tally = Tally()
-    for worker, result, _diff in reports:
-        key = f"worker-{worker}"
-        tally.count(ReportInput(key, result.sample_count, result.metrics, _no_diff))
-    mean = plan_average(plan, (diff for _worker, _result, diff in reports))
-    new = {name: current[name] - mean[name].to(current[name].dtype) for name in current}
-    for name, tensor in new.items():
-        if not bool(torch.isfinite(tensor).all()):
-            raise AveragingFailed(f"averaging produced NaN or Inf in {name!r}")
-    return new, tally.metrics(), None
