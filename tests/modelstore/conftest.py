@@ -16,9 +16,6 @@ from fedgrid.objectstore import ObjectStore, object_store_from_settings
 from fedgrid.tensors import encode_state_stream
 from fedgrid.v1 import model_store_pb2 as pb
 from fedgrid_model_store.server import ModelStoreServer, build_server
-from tests.objectstore.moto_server import s3_endpoint
-
-__all__ = ["s3_endpoint"]
 
 CHUNK_BYTES = 64 * 1024
 

@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 
 from fedgrid.objectstore import FileObjectStore, ObjectStore, S3ObjectStore
-from tests.objectstore.moto_server import s3_endpoint
-
-__all__ = ["s3_endpoint"]
 
 
 @pytest.fixture(params=["file", "s3"])
