@@ -249,6 +249,14 @@ def test_tracing_refuses_writes_into_inputs() -> None:
         trace_plan(scale_in_place, {"data": torch.randn(4, 3)})
 
 
+def test_tracing_refuses_writes_into_views_of_inputs() -> None:
+    def clamp_a_view(data: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": torch.relu_(data.t())}
+
+    with pytest.raises(PlanError, match=r"node 1 \(aten\.relu_\.default\): changes"):
+        trace_plan(clamp_a_view, {"data": torch.randn(4, 3)})
+
+
 def test_a_training_plan_must_return_every_parameter(mlp_case: Case) -> None:
     from fedgrid.plans import trace_training_plan
 

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from fedgrid.plans import InputKind, Plan, load_torchscript, trace_training_plan
 from fedgrid.plans.examples import DigitsMLP, sgd_training_step
@@ -136,3 +137,21 @@ def test_formats_follow_the_targets(cnn_case: Case) -> None:
     assert sorted(served) == ["ops", "torchscript"]
     assert Plan.from_bytes(served["ops"]).program == cnn_case.plan.program
     assert load_torchscript(served["torchscript"]).output_names()[0] == "loss"
+
+
+def test_sequential_model_with_in_place_relu() -> None:
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(inplace=True), nn.Linear(16, 10))
+    example = {"data": torch.randn(4, 64), "target": torch.randint(0, 10, (4,))}
+    plan = trace_training_plan(sgd_training_step, model, {**example, "lr": 0.1})
+    module = load_torchscript(plan.to_torchscript())
+    params = {key: value.detach() for key, value in model.named_parameters()}
+    data, target = torch.randn(9, 64), torch.randint(0, 10, (9,))
+
+    result = plan.run_with({**params, "data": data, "target": target, "lr": 0.1})
+    scripted = module(*params.values(), data, target, LR)
+
+    assert plan.state_names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    expected = sgd_training_step(model, params, data, target, LR)
+    _assert_same(result, expected)
+    _assert_same(dict(scripted), expected)

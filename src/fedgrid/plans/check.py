@@ -107,6 +107,20 @@ def _check_tensor_args(
             )
 
 
+def _views_read_only(
+    node: Node, schema: torch._C.FunctionSchema, read_only: set[str]
+) -> bool:
+    """Whether the node returns a view of an input or a constant."""
+    if not any(result.alias_info is not None for result in schema.returns):
+        return False
+    return any(
+        parameter.alias_info is not None
+        and isinstance(value, Ref)
+        and value.name in read_only
+        for parameter, value in zip(schema.arguments, node.args, strict=False)
+    )
+
+
 def _define_outputs(
     index: int, node: Node, info: NodeInfo, kinds: dict[str, str]
 ) -> None:
@@ -186,6 +200,8 @@ def check_program(program: Program, opset: Opset) -> list[NodeInfo]:
             schema = info.overload._schema
             _check_arity(index, node, schema)
             _check_tensor_args(index, node, schema, kinds, read_only)
+            if _views_read_only(node, schema, read_only):
+                read_only.update(name for name in node.outputs if name)
         _define_outputs(index, node, info, kinds)
         infos.append(info)
 

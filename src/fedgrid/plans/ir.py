@@ -16,7 +16,7 @@ from fedgrid.errors import PlanError
 BATCH = "batch"
 COUNT = "count"
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]{0,199}")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]{0,199}")
 
 
 class PlanKind(enum.Enum):
@@ -101,7 +101,7 @@ def check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise PlanError(
             f"{what} name {name!r} is not allowed: use letters, digits, "
-            "'_', '.', '-' and '/', starting with a letter or '_' "
+            "'_', '.', '-' and '/', starting with a letter, digit or '_' "
             "(at most 200 characters)"
         )
     return name
