@@ -133,6 +133,7 @@ class Stack:
     cycle_manager: CycleManagerClient
     store: ObjectStore
     artifacts: Artifacts
+    app: Any = None
     http: requests.Session = field(default_factory=requests.Session)
 
     def store_keys(self, prefix: str) -> list[str]:
@@ -265,6 +266,7 @@ def start_gateway(
             cycle_manager=cycle_client,
             store=store,
             artifacts=artifacts,
+            app=app,
         )
 
     yield start

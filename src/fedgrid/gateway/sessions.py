@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 
 from fedgrid.config import Settings
+from fedgrid.errors import ConfigError
 from fedgrid.gateway.errors import PermissionDenied, Unauthenticated
 
 ALGORITHM = "HS256"
@@ -39,8 +40,9 @@ class SessionIssuer:
 
     def __init__(self, secret: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
         if len(secret) < MIN_SECRET_CHARS:
-            raise ValueError(
-                f"the session secret must have at least {MIN_SECRET_CHARS} characters"
+            raise ConfigError(
+                f"FEDGRID_SESSION_SECRET must have at least {MIN_SECRET_CHARS} "
+                "characters"
             )
         self._secret = secret
         self.ttl_seconds = ttl_seconds
