@@ -72,7 +72,7 @@ class DiffBuffer:
         filled = 0
         while filled < size:
             target = view[filled : min(size, filled + _READ_BYTES)]
-            count = stream.readinto(target)  # type: ignore[attr-defined]
+            count = _read_into(stream, target)
             if not count:
                 raise DiffRejected(f"diff blob ends after {filled} of {size} bytes")
             if digest is not None:
@@ -87,6 +87,15 @@ class DiffBuffer:
                 f"{str(expected_sha256)[:12]}...)"
             )
         return view
+
+
+def _read_into(stream: BinaryIO, target: memoryview) -> int:
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return int(readinto(target))
+    data = stream.read(len(target))
+    target[: len(data)] = data
+    return len(data)
 
 
 def _varint(data: memoryview, pos: int) -> tuple[int, int]:
