@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -87,6 +88,7 @@ def running_grid(settings: Settings) -> Iterator[Grid]:
     from fedgrid_gateway.app import create_app
     from fedgrid_model_store.server import build_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     model_store = build_server(settings, bind=f"127.0.0.1:{settings.model_store_port}")
     model_store.start()
     replica = CycleManagerReplica(
