@@ -38,6 +38,13 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a number > 0")
+    return number
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in _TRUE:
@@ -120,6 +127,17 @@ class Settings:
     # Test-only: tasks wait while this file exists, so tests can kill a worker
     # in the middle of a task. Leave empty in every deployment.
     aggregator_test_hold_file: str = ""
+    # Signaling limits: bytes per frame, frames per second per connection (bursts
+    # of twice that pass), workers per room; seconds for the WebSocket ping, for
+    # a replica's room membership to outlive its last heartbeat, and for a new
+    # connection to send its join frame.
+    signaling_max_message_bytes: int = 64 * 1024
+    signaling_messages_per_second: float = 50.0
+    signaling_room_size: int = 100
+    signaling_ping_interval: float = 20.0
+    signaling_ping_timeout: float = 20.0
+    signaling_member_ttl: float = 30.0
+    signaling_join_timeout: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
     var_dir: Path = Path("var")
@@ -193,6 +211,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gateway_cycle_requests_per_ip": _non_negative_int,
     "gateway_cycle_requests_per_worker": _non_negative_int,
     "chunk_bytes": _positive_int,
+    "signaling_max_message_bytes": _positive_int,
+    "signaling_messages_per_second": _positive_float,
+    "signaling_room_size": _positive_int,
+    "signaling_ping_interval": _positive_float,
+    "signaling_ping_timeout": _positive_float,
+    "signaling_member_ttl": _positive_float,
+    "signaling_join_timeout": _positive_float,
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "log_format": _choice("text", "json"),
     "var_dir": Path,
