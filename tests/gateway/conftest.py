@@ -222,7 +222,7 @@ def backends(
         broker.close()
 
 
-class _ServerThread:
+class ServerThread:
     def __init__(self, app: Any) -> None:
         self.port = free_port()
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
@@ -242,7 +242,7 @@ def start_gateway(
 ) -> Iterator[Callable[..., Stack]]:
     """Start gateways over the shared backends, with setting overrides."""
     base, store_client, cycle_client = backends
-    servers: list[_ServerThread] = []
+    servers: list[ServerThread] = []
     clients: list[redis.Redis] = []
 
     def start(**overrides: Any) -> Stack:
@@ -257,7 +257,7 @@ def start_gateway(
         clients.append(client)
         store = object_store_from_settings(settings)
         app = create_app(settings, store_client, cycle_client, store, client)
-        server = _ServerThread(app)
+        server = ServerThread(app)
         servers.append(server)
         return Stack(
             settings=settings,

@@ -225,3 +225,34 @@ def test_speeds_required_when_the_job_has_minimums(stack: Stack) -> None:
     assert missing.status_code == 400
     assert "download_kbps" in missing.json()["message"]
     assert slow.json()["reason"] == "speed_too_low"
+
+
+def test_a_down_cycle_manager_is_503(stack: Stack) -> None:
+    import redis
+
+    from fedgrid.cycles.client import CycleManagerClient
+    from fedgrid_gateway.app import create_app
+    from tests.conftest import REDIS_URL
+    from tests.gateway.conftest import ServerThread
+    from tests.support import free_port
+
+    job = stack.host()
+    token = stack.auth(job["name"])["session_token"]
+    with (
+        CycleManagerClient(f"127.0.0.1:{free_port()}", timeout=2) as dead,
+        redis.Redis.from_url(REDIS_URL) as client,
+    ):
+        app = create_app(stack.settings, stack.model_store, dead, stack.store, client)
+        server = ServerThread(app)
+        try:
+            reply = stack.http.post(
+                f"http://127.0.0.1:{server.port}{API}/cycle-request",
+                json={},
+                headers=_bearer(token),
+                timeout=30,
+            )
+        finally:
+            server.stop()
+
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "unavailable"

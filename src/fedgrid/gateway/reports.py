@@ -18,7 +18,7 @@ from fedgrid.gateway.diffcheck import DiffChecker, LayoutCache
 from fedgrid.gateway.errors import PermissionDenied
 from fedgrid.gateway.sessions import WorkerSession
 from fedgrid.objectstore import ObjectStore
-from fedgrid.v1 import cycle_manager_pb2, report_pb2
+from fedgrid.v1 import cycle_manager_pb2, report_pb2, tensor_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +170,14 @@ def _checked_blob(
     report_frame: bytes, frames: Iterator[bytes], checker: DiffChecker
 ) -> Iterator[bytes]:
     yield tensors.frame(report_frame)
-    for payload in frames:
-        chunk = next(iter(tensors.parse_state_chunks([payload])))
+    for index, payload in enumerate(frames, start=1):
+        chunk = tensor_pb2.StateChunk()
+        try:
+            chunk.ParseFromString(payload)
+        except Exception as exc:  # protobuf raises DecodeError and others
+            raise InvalidArgument(
+                f"frame {index} of the report is not a StateChunk"
+            ) from exc
         checker.feed(chunk)
         yield tensors.frame(payload)
     checker.finish()
