@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +22,7 @@ from fedgrid.aggregation import CycleAggregator
 from fedgrid.config import Settings
 from fedgrid.cycles.client import CycleManagerClient
 from fedgrid.grpcserver import wait_until_serving
+from fedgrid.localstack.health import celery_health
 from fedgrid.modelstore.client import ModelStoreClient
 from fedgrid.objectstore import ObjectStore, object_store_from_settings
 from fedgrid.tensors import frame, load_state_stream, state_stream_bytes
@@ -24,6 +31,7 @@ from fedgrid.v1 import report_pb2
 from fedgrid_cycle_manager.service import CycleManagerReplica
 from fedgrid_model_store.server import build_server
 from tests.conftest import REDIS_URL
+from tests.support import free_port, stop_process, wait_for
 
 CHUNK_BYTES = 64 * 1024
 
@@ -130,8 +138,6 @@ class Grid:
         return cycle_id
 
     def checkpoint(self, job: pb.Job, number: int) -> dict[str, torch.Tensor]:
-        import io
-
         _, data = self.models.open_checkpoint(job.name, job.version, number=number)
         return load_state_stream(io.BytesIO(b"".join(data)))
 
@@ -168,3 +174,62 @@ def grid(grid_settings: Settings) -> Iterator[Grid]:
         broker.delete(settings.aggregation_queue)
         broker.delete(f"_kombu.binding.{settings.aggregation_queue}")
         broker.close()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The FEDGRID_* variables that make Settings.from_env() equal settings."""
+    env: dict[str, str] = {}
+    for name, value in vars(settings).items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if text:
+            env[f"FEDGRID_{name.upper()}"] = text
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """A `python -m fedgrid_aggregator` child and its Celery node name."""
+
+    process: subprocess.Popen[bytes]
+    node: str
+    log: Path
+
+
+@pytest.fixture
+def start_worker(
+    grid_settings: Settings, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start aggregator worker processes; each is stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(**overrides: Any) -> WorkerProcess:
+        name = f"agg-{uuid.uuid4().hex[:8]}"
+        settings = replace(
+            grid_settings,
+            aggregator_name=name,
+            aggregator_metrics_port=free_port(),
+            **overrides,
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEDGRID_")}
+        env.update(settings_env(settings))
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fedgrid_aggregator"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        worker = WorkerProcess(process, f"{name}@{socket.gethostname()}", log)
+        started.append(worker)
+        wait_for(
+            lambda: celery_health(settings.broker_url, worker.node) == "ok",
+            timeout=90,
+            what=f"aggregator worker {worker.node} to answer ping",
+        )
+        return worker
+
+    yield start
+    for worker in started:
+        stop_process(worker.process)
