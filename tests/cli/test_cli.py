@@ -14,10 +14,10 @@ from fedgrid.cli import main
 from fedgrid.cli.plotting import metric_series, plot_metrics
 from fedgrid.errors import InvalidArgument
 from fedgrid.tensors import load_state_stream
-from fedgrid.worker import RetryPolicy, Worker
+from fedgrid.worker import CycleAssignment, RetryPolicy, Worker, train
 from tests.support import wait_for
 from tests.worker.real_stack import Grid
-from tests.worker.sample_job import make_job
+from tests.worker.sample_job import make_job, make_partition
 
 pytestmark = pytest.mark.slow
 JobFile = Callable[..., tuple[Path, str]]
@@ -171,3 +171,30 @@ def test_every_command_has_its_own_help() -> None:
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0
         assert f"Usage: main {command}" in result.output
+
+
+def test_plot_draws_the_metrics_of_aggregated_checkpoints(
+    grid: Grid, job_file: JobFile, tmp_path: Path
+) -> None:
+    path, name = job_file(num_cycles=1, max_workers=1, max_diffs=1)
+    assert run(grid, "push", str(path)).exit_code == 0
+    job = Worker(grid.url, retry=RetryPolicy(3, 0.1, 0.5)).new_job(name)
+
+    def on_accepted(assignment: CycleAssignment) -> None:
+        plan = assignment.plans["training_plan"].plan
+        result = train(plan, assignment.params, make_partition(5), {"lr": 0.1})
+        job.report(
+            result.params, sample_count=result.sample_count, metrics=result.metrics
+        )
+
+    job.on("accepted", on_accepted)
+    job.start()
+    assert job.join(60) and job.finished
+    image = tmp_path / "metrics.png"
+
+    plotted = run(grid, "plot", name, "-o", str(image))
+    checkpoints = json.loads(run(grid, "checkpoints", name, "--json").stdout)
+
+    assert plotted.exit_code == 0 and "accuracy, loss" in plotted.stdout
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert checkpoints["checkpoints"][1]["metrics"]["num_samples"] == 16
