@@ -193,6 +193,7 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     node: str
     log: Path
+    metrics_port: int
 
 
 @pytest.fixture
@@ -221,7 +222,8 @@ def start_worker(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        worker = WorkerProcess(process, f"{name}@{socket.gethostname()}", log)
+        node = f"{name}@{socket.gethostname()}"
+        worker = WorkerProcess(process, node, log, settings.aggregator_metrics_port)
         started.append(worker)
         wait_for(
             lambda: celery_health(settings.broker_url, worker.node) == "ok",

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 import torch
 
 from fedgrid_aggregator.hold import marker_path
@@ -29,7 +30,7 @@ def checkpoint_numbers(grid: Grid, job_name: str) -> list[int]:
 def test_worker_aggregates_a_cycle_the_cycle_manager_closed(
     grid: Grid, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    start_worker()
+    worker = start_worker()
     job = grid.host(max_workers=2)
     first, second = diff(1), diff(2)
 
@@ -44,6 +45,15 @@ def test_worker_aggregates_a_cycle_the_cycle_manager_closed(
     mean = (first["fc.bias"] + 3 * second["fc.bias"]) / 4
     new = grid.checkpoint(job, 2)
     assert torch.allclose(new["fc.bias"], model_state()["fc.bias"] - mean, atol=1e-6)
+    metrics = requests.get(
+        f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=10
+    ).text
+    assert 'fedgrid_aggregation_reports_total{outcome="used"} 2.0' in metrics
+    assert (
+        'fedgrid_aggregation_seconds_count{outcome="stored",task="Aggregate"} 1.0'
+        in metrics
+    )
+    assert "fedgrid_aggregation_queue_depth{queue=" in metrics
 
 
 def test_large_cycle_runs_as_a_chord_of_shards(
