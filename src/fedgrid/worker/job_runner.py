@@ -6,19 +6,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fedgrid.errors import FedgridError, InvalidArgument
-from fedgrid.tensors import read_state_stream
 from fedgrid.worker import events as ev
+from fedgrid.worker.assignments import (
+    accepted_info,
+    build_assignment,
+    download,
+    load_saved,
+)
 from fedgrid.worker.client import GridClient
 from fedgrid.worker.errors import (
     AuthError,
     JobFinished,
     ProtocolError,
     RateLimited,
+    Rejected,
     ReportRefused,
     WorkerError,
 )
@@ -32,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Callback = Callable[[Any], None]
+Callback = Callable[[Any], object]
 SESSION_MARGIN = 30.0  # seconds: renew a session this long before it expires
 
 
@@ -240,8 +246,10 @@ class WorkerJob:
         assignment = self._resume()
         while not self._stop.is_set():
             if assignment is None:
-                assignment = self._ask()
-                if assignment is None:
+                try:
+                    assignment = self._ask()
+                except Rejected as rejection:
+                    self._wait_out(rejection)
                     continue
             with self._cond:
                 self._reported = False
@@ -291,8 +299,8 @@ class WorkerJob:
             self._session()
             return call()
 
-    def _ask(self) -> ev.CycleAssignment | None:
-        """One cycle request; None after a rejection has been waited out."""
+    def _ask(self) -> ev.CycleAssignment:
+        """One cycle request: an assignment, or Rejected with the delay to wait."""
 
         def request() -> dict[str, Any]:
             speeds: dict[str, float] = {}
@@ -303,10 +311,9 @@ class WorkerJob:
         try:
             answer = self._with_session(request)
         except RateLimited as exc:
-            self._wait_out(
-                ev.Rejection(exc.code or "rate_limited", exc.message, exc.retry_after)
-            )
-            return None
+            raise Rejected(
+                exc.code or "rate_limited", exc.message, exc.retry_after
+            ) from exc
         status = answer.get("status")
         if status == "accepted":
             return self._accept(answer)
@@ -320,16 +327,18 @@ class WorkerJob:
                 retry_after, int | float
             ):
                 raise ProtocolError("a rejection without a numeric retry_after")
-            rejection = ev.Rejection(
+            raise Rejected(
                 str(answer.get("reason", "")),
                 str(answer.get("message", "")),
                 float(retry_after),
             )
-            self._wait_out(rejection)
-            return None
         raise ProtocolError(f"unknown cycle-request status {status!r}")
 
-    def _wait_out(self, rejection: ev.Rejection) -> None:
+    def _wait_out(self, rejected: Rejected) -> None:
+        """Tell the app, then sleep until the grid's suggested time (or stop)."""
+        rejection = ev.Rejection(
+            rejected.reason, rejected.message, rejected.retry_after
+        )
         logger.info(
             "[WorkerJob.ask] job=%s rejected reason=%s retry_after=%.1fs",
             self.name,
@@ -340,99 +349,27 @@ class WorkerJob:
         self._stop.wait(max(0.0, rejection.retry_after))
 
     def _accept(self, answer: Mapping[str, Any]) -> ev.CycleAssignment:
-        try:
-            key = str(answer["request_key"])
-            plan_names = list(answer.get("plans", {}))
-            protocol_names = [str(name) for name in answer.get("protocols", [])]
-            info = {
-                "job": str(self._auth.get("job", self.name)),
-                "version": str(self._auth.get("version", self.version or "")),
-                "request_key": key,
-                "cycle_id": str(answer["cycle_id"]),
-                "cycle_number": int(answer["cycle_number"]),
-                "checkpoint": int(answer["checkpoint"]),
-                "deadline": float(answer["deadline"]),
-                "client_config": dict(answer.get("client_config", {})),
-                "plans": plan_names,
-                "protocols": protocol_names,
-                "requires_speed_test": bool(self._auth.get("requires_speed_test")),
-            }
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"an acceptance the SDK cannot read: {exc}") from exc
-
-        with self.client.download_model(key) as response:
-            response.raw.decode_content = True
-            checkpoint = dict(read_state_stream(cast(BinaryIO, response.raw)))
-        plans = {
-            name: self.client.download_plan(name, key, "ops") for name in plan_names
-        }
-        protocols = {
-            name: self.client.download_protocol(name, key) for name in protocol_names
-        }
+        info = accepted_info(answer, self._auth, self.name, self.version)
+        files = download(self.client, info)
         if self.store is not None:
             saved = dict(info, session_token=self.client.session_token)
             saved["session_expires"] = self._session_expires
-            self.store.save_cycle(saved, checkpoint, plans, protocols)
+            self.store.save_cycle(saved, files.checkpoint, files.plans, files.protocols)
         logger.info(
             "[WorkerJob.ask] job=%s accepted cycle=%s checkpoint=%s",
             self.name,
             info["cycle_number"],
             info["checkpoint"],
         )
-        return self._assignment_of(info, checkpoint, plans, protocols, None, False)
-
-    def _assignment_of(
-        self,
-        info: Mapping[str, Any],
-        checkpoint: dict[str, torch.Tensor],
-        plans: Mapping[str, bytes],
-        protocols: Mapping[str, bytes],
-        progress: dict[str, torch.Tensor] | None,
-        resumed: bool,
-    ) -> ev.CycleAssignment:
-        from fedgrid.plans import Plan
-
-        self._original = {name: tensor.clone() for name, tensor in checkpoint.items()}
-        return ev.CycleAssignment(
-            job=info["job"],
-            version=info["version"],
-            request_key=info["request_key"],
-            cycle_id=info["cycle_id"],
-            cycle_number=info["cycle_number"],
-            checkpoint=info["checkpoint"],
-            deadline=info["deadline"],
-            params=checkpoint,
-            plans={
-                name: PlanRunner(Plan.from_bytes(blob)) for name, blob in plans.items()
-            },
-            client_config=dict(info["client_config"]),
-            protocols=dict(protocols),
-            progress=progress,
-            resumed=resumed,
-        )
+        self._original = files.checkpoint
+        return build_assignment(files, resumed=False)
 
     def _resume(self) -> ev.CycleAssignment | None:
         """The cycle saved by an earlier process, if its deadline has not passed."""
-        if self.store is None:
+        files = None if self.store is None else load_saved(self.store, self.name)
+        if files is None:
             return None
-        info = self.store.load_assignment()
-        if info is None:
-            return None
-        if float(info.get("deadline", 0)) <= time.time():
-            logger.info("[WorkerJob.resume] job=%s saved cycle expired", self.name)
-            self.store.clear()
-            return None
-        try:
-            checkpoint = self.store.load_checkpoint()
-            plans = self.store.load_blobs("plans", list(info["plans"]))
-            protocols = self.store.load_blobs("protocols", list(info["protocols"]))
-            progress = self.store.load_progress()
-        except (OSError, KeyError, FedgridError) as exc:
-            logger.warning(
-                "[WorkerJob.resume] job=%s saved cycle unreadable: %s", self.name, exc
-            )
-            self.store.clear()
-            return None
+        info = files.info
         self.client.session_token = info.get("session_token")
         self._session_expires = float(info.get("session_expires", 0))
         self._auth = {
@@ -443,4 +380,5 @@ class WorkerJob:
         logger.info(
             "[WorkerJob.resume] job=%s cycle=%s", self.name, info["cycle_number"]
         )
-        return self._assignment_of(info, checkpoint, plans, protocols, progress, True)
+        self._original = files.checkpoint
+        return build_assignment(files, resumed=True)
