@@ -6,17 +6,19 @@ import asyncio
 import http
 import logging
 
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+import redis.asyncio as aioredis
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from fedgrid.config import Settings
+from fedgrid.gateway.sessions import SessionIssuer
+from fedgrid.signaling.hub import Hub
+from fedgrid.signaling.limits import SignalingLimits
 
 logger = logging.getLogger(__name__)
-
-CONNECTIONS = Gauge("fedgrid_signaling_connections", "Open signaling connections")
 
 
 def _http_response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -37,34 +39,34 @@ def _process_request(_conn: ServerConnection, request: Request) -> Response | No
     return None
 
 
-async def _handle(conn: ServerConnection) -> None:
-    CONNECTIONS.inc()
-    try:
-        await conn.send(
-            '{"type": "error", "error": "unsupported", '
-            '"message": "peer-to-peer protocols are not enabled on this grid"}'
-        )
-        await conn.close()
-    finally:
-        CONNECTIONS.dec()
-
-
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve on settings.host:settings.signaling_port until stop is set."""
-    async with ws_serve(
-        _handle,
-        settings.host,
-        settings.signaling_port,
-        process_request=_process_request,
-        max_size=256 * 1024,
-    ) as server:
-        sockets = list(server.sockets)
-        address = sockets[0].getsockname() if sockets else None
-        logger.info(
-            "[Signaling] started address=%s:%s",
-            address[0] if address else "",
-            address[1] if address else "",
-        )
-        await stop.wait()
-        logger.info("[Signaling] stopping")
+    limits = SignalingLimits.from_settings(settings)
+    sessions = SessionIssuer.from_settings(settings)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    hub = Hub(client, settings.redis_prefix, sessions, limits)
+    try:
+        await hub.start()
+        async with ws_serve(
+            hub.handle,
+            settings.host,
+            settings.signaling_port,
+            process_request=_process_request,
+            max_size=limits.hard_max_bytes,
+            ping_interval=limits.ping_interval,
+            ping_timeout=limits.ping_timeout,
+        ) as server:
+            sockets = list(server.sockets)
+            address = sockets[0].getsockname() if sockets else ("", 0)
+            logger.info(
+                "[Signaling] started address=%s:%s replica=%s",
+                address[0],
+                address[1],
+                hub.replica_id,
+            )
+            await stop.wait()
+            logger.info("[Signaling] stopping")
+    finally:
+        await hub.stop()
+        await client.aclose()
     logger.info("[Signaling] stopped")
