@@ -5,12 +5,22 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from fedgrid.config import Settings
-from tests.deploy.conftest import CHART, SERVICES, Dockerfile, Manifests, Render
+from tests.deploy.conftest import (
+    CHART,
+    SERVICES,
+    Dockerfile,
+    Manifests,
+    Render,
+    helm_check,
+)
 
 SECRET_VARIABLES = {
     "FEDGRID_ADMIN_TOKEN",
@@ -174,13 +184,32 @@ def test_generated_secrets_are_strong_and_urls_use_them(bundled: Manifests) -> N
     )
 
 
-def test_values_defaults_hold_no_secret() -> None:
-    text = (CHART / "values.yaml").read_text()
+def _leaves(node: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [
+            leaf
+            for key, value in node.items()
+            for leaf in _leaves(value, f"{path}.{key}" if path else str(key))
+        ]
+    return [(path, node)]
 
-    assert not re.search(
-        r"(?i)(password|token|secret-?key)\s*:\s*\S",
-        text.replace("Key: ", "").replace('existingSecret: ""', ""),
-    )
+
+def test_values_defaults_hold_no_secret() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    credential = re.compile(r"(?i)(password|token|secret|accesskey|url)$")
+
+    leaves = dict(_leaves(values))
+
+    with_value = {
+        path: v for path, v in leaves.items() if credential.search(path) and v
+    }
+    assert with_value == {}
+    assert {path for path in leaves if path.endswith("existingSecret")} >= {
+        "auth.existingSecret",
+        "postgresql.external.existingSecret",
+        "redis.external.existingSecret",
+        "minio.external.existingSecret",
+    }
 
 
 def test_ingress_routes_gateway_and_signaling_with_websocket_timeouts(
@@ -323,3 +352,21 @@ def test_every_values_key_is_commented_and_in_the_schema() -> None:
     assert uncommented == []
     top_level = {path for _, path, _ in paths if "." not in path}
     assert top_level == set(schema["properties"])
+
+
+def test_install_notes_say_how_to_reach_the_grid_and_push(helm: Path) -> None:
+    command = [
+        str(helm), "install", "fedgrid", str(CHART), "--namespace", "grid",
+        "--dry-run=client", "--values", str(CHART / "ci" / "external-values.yaml"),
+        "--set", "ingress.enabled=false",
+    ]  # fmt: skip
+
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=helm_check.helm_env(), check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.partition("NOTES:")[2]
+    assert "port-forward svc/fedgrid-gateway 8080:8080" in notes
+    assert "get secret fedgrid-auth" in notes
+    assert "fedgrid push my_job.py" in notes
