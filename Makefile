@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/mypy -p fedgrid -p fedgrid_gateway -p fedgrid_cycle_manager \
 		-p fedgrid_model_store -p fedgrid_aggregator -p fedgrid_signaling
 
-test: $(STAMP)
+test: $(STAMP) helm-check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
