@@ -21,6 +21,7 @@ from fedgrid.worker import (
     Worker,
     train,
 )
+from tests.support import free_port
 from tests.worker.conftest import add_job
 from tests.worker.contract_gateway import ContractGateway, Outcome
 from tests.worker.sample_job import make_partition
@@ -258,3 +259,18 @@ def test_report_refuses_parameters_of_another_model(
 
     assert "missing ['hidden.bias'" in str(caught.value)
     assert still_assigned and gateway.reports == []
+
+
+def test_an_unreachable_grid_fails_after_bounded_retries() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    job = Worker(url, retry=FAST_RETRY).new_job("tiny")
+    errors: list[Exception] = []
+    job.on("error", errors.append)
+
+    started = time.monotonic()
+    job.start()
+
+    assert job.join(timeout=30)
+    assert time.monotonic() - started < 10
+    assert isinstance(job.error, ServerUnavailable) and errors == [job.error]
+    assert "failed 4 times" in str(job.error) and "ConnectionError" in str(job.error)
