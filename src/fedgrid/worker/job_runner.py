@@ -48,6 +48,12 @@ class WorkerJob:
     Register callbacks with `on(kind, fn)` (kinds: accepted, rejected,
     reported, error, done) or iterate `events()` asynchronously. Callbacks run
     in the job's thread; `report` may be called from any thread.
+
+    With the worker's state_dir, an accepted cycle (request key, session,
+    checkpoint, plans) and `save_progress` parameters are kept on disk until
+    the report, so a new process resumes the cycle. A session that expired
+    meanwhile is renewed; on a job without authentication the grid then sees
+    a new worker id and refuses the old key, so the job moves on.
     """
 
     def __init__(self, worker: Worker, name: str, version: str | None) -> None:
