@@ -151,8 +151,11 @@ def main() -> None:
         half_s, half_peak = streamed(directory, half)
         full_s, full_peak = streamed(directory, args.diffs)
     print(
-        f"from files with sha256: {half} diffs {half_s:.2f} s peak_rss_mb={half_peak:.0f}; "
-        f"{args.diffs} diffs {full_s:.2f} s peak_rss_mb={full_peak:.0f}"
+        f"from files with sha256, {half} diffs: {half_s:.2f} s, peak {half_peak:.0f} MB"
+    )
+    print(
+        f"from files with sha256, {args.diffs} diffs: {full_s:.2f} s, "
+        f"peak {full_peak:.0f} MB"
     )
     print(
         f"inputs: model_params={params} dtype=float32 diffs={args.diffs} "
