@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fedgrid.errors import ConfigError
+from fedgrid.secagg.params import check_threshold
+from fedgrid.secagg.quantization import check_capacity
 
 POOL_SELECTIONS = ("random", "iterate")
 TARGETS = ("python", "browser", "torchscript")
@@ -31,6 +33,9 @@ ASYMMETRIC_ALGORITHMS = (
     "ES256", "ES384", "ES512", "EdDSA",
 )  # fmt: skip
 MAX_CLIENT_CONFIG_BYTES = 64 * 1024
+SECAGG_TRANSPORTS = ("gateway", "webrtc")
+# Averaging that is not a weighted mean needs single diffs: never with secagg.
+NON_LINEAR_METHODS = ("median", "trimmed_mean")
 
 
 class _Fields:
@@ -199,6 +204,52 @@ class AveragingConfig:
 
 
 @dataclass(frozen=True)
+class SecureAggregationConfig:
+    """SecAgg+ for a job: who holds shares, how many rebuild, the fixed point.
+
+    Each worker's share group is itself and `neighbours` ring neighbours;
+    `threshold` of a group rebuild a secret. Diffs are clipped to
+    +-clipping_range and summed modulo 2^bits, sample counts capped at
+    max_weight; push checks that max_workers such inputs cannot overflow.
+    """
+
+    enabled: bool = False
+    threshold: int = 7
+    neighbours: int = 10
+    clipping_range: float = 1.0
+    bits: int = 32
+    max_weight: int = 1000
+    transport: str = "gateway"
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], max_workers: int
+    ) -> SecureAggregationConfig:
+        where = "server_config.secure_aggregation"
+        known = {field.name for field in cls.__dataclass_fields__.values()}
+        read = _Fields(data, where, known)
+        config = cls(
+            enabled=read.boolean("enabled", cls.enabled),
+            threshold=read.integer("threshold", cls.threshold, minimum=2) or 2,
+            neighbours=read.integer("neighbours", cls.neighbours, minimum=2) or 2,
+            clipping_range=read.number(
+                "clipping_range", cls.clipping_range, positive=True
+            ),
+            bits=read.integer("bits", cls.bits, minimum=1) or 1,
+            max_weight=read.integer("max_weight", cls.max_weight, minimum=1) or 1,
+            transport=read.choice("transport", cls.transport, SECAGG_TRANSPORTS),
+        )
+        try:
+            check_threshold(config.threshold, config.neighbours)
+            check_capacity(
+                config.bits, max_workers, config.max_weight, config.clipping_range
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        return config
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The rules the grid enforces for one job; speeds in kbit/s, times in s."""
 
@@ -217,6 +268,7 @@ class ServerConfig:
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
     targets: tuple[str, ...] = ("python",)
     population_size: int | None = None
+    secure_aggregation: SecureAggregationConfig | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerConfig:
@@ -255,7 +307,23 @@ class ServerConfig:
                 f"{where}.targets must be a non-empty list drawn from {list(TARGETS)}"
             )
         authentication = data.get("authentication")
-        averaging = data.get("averaging", {})
+        averaging = AveragingConfig.from_dict(data.get("averaging", {}))
+        secure = data.get("secure_aggregation")
+        secure_aggregation = (
+            None
+            if secure is None
+            else SecureAggregationConfig.from_dict(secure, max_workers)
+        )
+        if (
+            secure_aggregation is not None
+            and secure_aggregation.enabled
+            and averaging.method in NON_LINEAR_METHODS
+        ):
+            raise ConfigError(
+                f"{where}.averaging.method {averaging.method!r} needs single diffs; "
+                "with secure_aggregation enabled the grid only sees their sum, so "
+                "use a weighted mean (fedavg, mean) or a server optimizer on it"
+            )
         return cls(
             max_workers=max_workers,
             pool_selection=read.choice("pool_selection", "random", POOL_SELECTIONS),
@@ -276,9 +344,10 @@ class ServerConfig:
                 if authentication is None
                 else AuthenticationConfig.from_dict(authentication)
             ),
-            averaging=AveragingConfig.from_dict(averaging),
+            averaging=averaging,
             targets=tuple(dict.fromkeys(targets)),
             population_size=read.integer("population_size", None, minimum=1),
+            secure_aggregation=secure_aggregation,
         )
 
     @classmethod
@@ -306,6 +375,8 @@ class ServerConfig:
             }
         if self.population_size is None:
             del data["population_size"]
+        if self.secure_aggregation is None:
+            del data["secure_aggregation"]
         return data
 
     def to_json(self) -> str:
