@@ -17,7 +17,14 @@ import torch
 from fedgrid.cli.admin_client import AdminClient
 from fedgrid.job import TracedJob
 from fedgrid.tensors import load_state_stream
-from fedgrid.worker import CycleAssignment, RetryPolicy, Worker, WorkerJob, train
+from fedgrid.worker import (
+    AuthError,
+    CycleAssignment,
+    RetryPolicy,
+    Worker,
+    WorkerJob,
+    train,
+)
 from tests.support import stop_process, wait_for
 from tests.worker.real_stack import (
     HAS_AGGREGATOR,
@@ -210,3 +217,61 @@ def test_crashed_worker_resumes_on_the_real_grid(grid: Grid, tmp_path: Path) -> 
     assert key in resumed.read_text()
     cycle = _status(grid, name)["status"]["cycles"][0]
     assert cycle["admitted"] == 1 and cycle["reports"] == 1
+
+
+def _admitted(
+    grid: Grid, name: str, version: str | None = None, **worker: Any
+) -> tuple[WorkerJob, Any]:
+    """Start a worker on a job; return it with its first assignment or error."""
+    job = Worker(grid.url, retry=RETRY, **worker).new_job(name, version)
+    outcome: list[Any] = []
+    job.on("accepted", outcome.append)
+    job.on("error", outcome.append)
+    job.start()
+    wait_for(lambda: outcome, timeout=30, what="admission or error")
+    job.stop()
+    return job, outcome[0]
+
+
+def test_without_a_version_the_worker_joins_the_newest(grid: Grid) -> None:
+    name = f"tiny-{uuid.uuid4().hex[:8]}"
+    client = AdminClient(grid.url, grid.admin_token)
+    try:
+        for version in ("1.2.0", "1.10.0", "1.9.1"):
+            client.push(make_job(name=name, version=version).trace().host_body())
+    finally:
+        client.close()
+
+    _, newest = _admitted(grid, name)
+    _, pinned = _admitted(grid, name, version="1.9.1")
+
+    assert newest.version == "1.10.0"  # semantic order, not text order
+    assert pinned.version == "1.9.1"
+
+
+def test_jwt_protected_job_admits_a_signed_worker_only(grid: Grid) -> None:
+    import jwt
+
+    secret = uuid.uuid4().hex
+    auth = {"type": "jwt", "secret": secret, "algorithms": ["HS256"]}
+    traced = _host(grid, authentication=auth)
+    name = traced.spec.name
+    good = jwt.encode({"sub": "phone-1", "exp": time.time() + 300}, secret, "HS256")
+    forged = jwt.encode(
+        {"sub": "phone-1"}, "another-secret-that-is-long-enough-for-hs256", "HS256"
+    )
+
+    _, accepted = _admitted(grid, name, auth_token=good)
+    _, refused = _admitted(grid, name, auth_token=forged)
+
+    assert isinstance(accepted, CycleAssignment) and accepted.cycle_number == 1
+    assert isinstance(refused, AuthError) and refused.status == 401
+    assert refused.code and refused.message
+
+
+def test_speed_test_runs_against_the_real_gateway(grid: Grid) -> None:
+    traced = _host(grid, minimum_download_speed=1, minimum_upload_speed=1)
+
+    _, accepted = _admitted(grid, traced.spec.name, speed_test_bytes=256 * 1024)
+
+    assert isinstance(accepted, CycleAssignment)
