@@ -76,8 +76,9 @@ class SecAggServer:
             raise MalformedMessage(f"worker {sender!r} is not expected in {round_name}")
 
     def _exclude(self, sender: str, reason: str) -> MalformedMessage:
+        # The round's expectations stay as they were when it opened: the
+        # sender simply has nothing counted from now on.
         self.excluded[sender] = reason
-        self._alive.discard(sender)
         logger.warning(
             "[SecAggServer.%s] cycle=%s worker=%s excluded=%s",
             self.round,
