@@ -35,6 +35,7 @@ def plot_metrics(
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
 
     names = sorted(series)
     figure, axes = pyplot.subplots(
@@ -47,6 +48,7 @@ def plot_metrics(
         axis.set_ylabel(name)
         axis.grid(True, alpha=0.3)
     axes[-1, 0].set_xlabel("checkpoint")
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         figure.suptitle(title)
     figure.tight_layout()
