@@ -55,6 +55,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             max_size=limits.hard_max_bytes,
             ping_interval=limits.ping_interval,
             ping_timeout=limits.ping_timeout,
+            # A worker that misses a ping misses the close handshake as well.
+            close_timeout=limits.ping_timeout,
         ) as server:
             sockets = list(server.sockets)
             address = sockets[0].getsockname() if sockets else ("", 0)

@@ -1,0 +1,122 @@
+"""Dead connections and dead replicas leave their rooms; health, metrics, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+
+from fedgrid.gateway.sessions import SessionIssuer
+from tests.signaling.conftest import RawClient, Replica
+from tests.support import stop_process
+
+
+def _idle_client(url: str, token: str, room: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tests.signaling.idle_client", url, token),
+            *(room["job_id"], room["cycle_id"], room["protocol"]),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert json.loads(proc.stdout.readline())["type"] == "joined"
+    return proc
+
+
+def test_a_connection_that_stops_answering_pings_leaves(
+    start_replica: Callable[..., Replica],
+    issuer: SessionIssuer,
+    room: dict[str, str],
+) -> None:
+    replica = start_replica()
+
+    async def scenario() -> tuple[dict, float]:
+        alice = await RawClient.open(replica.url)
+        await alice.join(issuer.issue("alice", room["job_id"]), room)
+        frozen = _idle_client(replica.url, issuer.issue("frozen", room["job_id"]), room)
+        try:
+            assert await alice.frame() == {"type": "peer_joined", "peer": "frozen"}
+            os.kill(frozen.pid, signal.SIGSTOP)  # alive, but answers nothing
+            started = time.monotonic()
+            left = await alice.frame(timeout=15)
+            waited = time.monotonic() - started
+        finally:
+            os.kill(frozen.pid, signal.SIGKILL)
+            os.kill(frozen.pid, signal.SIGCONT)
+            stop_process(frozen)  # type: ignore[arg-type]
+            if frozen.stdout is not None:
+                frozen.stdout.close()
+        await alice.close()
+        return left, waited
+
+    left, waited = asyncio.run(scenario())
+
+    assert left == {"type": "peer_left", "peer": "frozen"}
+    assert waited < 10  # ping every 0.5 s, pong due within 1 s
+
+
+def test_peers_of_a_dead_replica_leave_the_room(
+    start_replica: Callable[..., Replica],
+    issuer: SessionIssuer,
+    room: dict[str, str],
+) -> None:
+    survivor, doomed = start_replica(), start_replica()
+
+    async def scenario() -> tuple[dict, dict]:
+        alice = await RawClient.open(survivor.url)
+        await alice.join(issuer.issue("alice", room["job_id"]), room)
+        bob = await RawClient.open(doomed.url)
+        await bob.join(issuer.issue("bob", room["job_id"]), room)
+        assert await alice.frame() == {"type": "peer_joined", "peer": "bob"}
+
+        doomed.proc.kill()  # no chance to leave the room itself
+        left = await alice.frame(timeout=15)
+
+        carol = await RawClient.open(survivor.url)
+        rejoined = await carol.join(issuer.issue("carol", room["job_id"]), room)
+        await alice.close()
+        await carol.close()
+        return left, rejoined
+
+    left, rejoined = asyncio.run(scenario())
+
+    assert left == {"type": "peer_left", "peer": "bob"}
+    assert rejoined["peers"] == ["alice"]
+
+
+def test_health_metrics_and_a_clean_stop_on_sigterm(
+    start_replica: Callable[..., Replica],
+    issuer: SessionIssuer,
+    room: dict[str, str],
+) -> None:
+    replica = start_replica()
+
+    async def scenario() -> tuple[str, int | None]:
+        alice = await RawClient.open(replica.url)
+        await alice.join(issuer.issue("alice", room["job_id"]), room)
+        url = f"{replica.http_url}/metrics"
+        metrics = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(url, timeout=10).read().decode()
+        )
+        replica.proc.send_signal(signal.SIGTERM)
+        await alice.connection.wait_closed()
+        return metrics, alice.connection.close_code
+
+    metrics, close_code = asyncio.run(scenario())
+    exit_code = replica.proc.wait(timeout=30)
+
+    assert 'fedgrid_signaling_joins_total{outcome="ok"} 1.0' in metrics
+    assert "fedgrid_signaling_connections 1.0" in metrics
+    assert close_code == 1001
+    assert exit_code == 0
+    log = replica.log.read_text()
+    assert "[Signaling] stopped" in log
+    assert "Traceback" not in log
