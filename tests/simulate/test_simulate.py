@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -161,3 +162,15 @@ def test_a_thousand_workers_finish() -> None:
     assert result.metrics[1]["num_samples"] == 16_000
     assert result.metrics[1]["loss"] < result.metrics[0]["loss"]
     assert elapsed < 120, f"1,000 workers took {elapsed:.1f}s"
+
+
+def test_a_job_file_path_can_be_simulated() -> None:
+    path = Path(__file__).parents[1] / "worker" / "sample_job.py"
+    partitions = [make_partition(worker) for worker in range(2)]
+
+    from_file = fedgrid.simulate(path, partitions, num_cycles=1)
+    from_spec = fedgrid.simulate(make_job(), partitions, num_cycles=1)
+
+    assert from_file.checkpoints == 2
+    for name, tensor in from_spec.state.items():
+        assert torch.equal(from_file.state[name], tensor)
