@@ -79,7 +79,8 @@ class Quantizer:
     @property
     def bound(self) -> int:
         """The largest magnitude one worker's encoded value can take."""
-        return math.floor(self.max_weight * self.clipping_range * self.scale)
+        # max_weight * clipping_range * scale is exactly this, without floats.
+        return ((1 << (self.bits - 1)) - 1) // self.max_workers
 
     def clip_weight(self, weight: int) -> int:
         """A sample count as the weight used in the sum."""
@@ -106,9 +107,16 @@ class Quantizer:
             rounded = np.rint(scaled)
         else:
             rounded = np.floor(scaled + rng.random(scaled.shape))
-        fixed = np.clip(rounded, -self.bound, self.bound).astype(np.int64)
+        # Above 2^53 floats are coarser than one step: clip in floats to a
+        # value that converts safely, then exactly in integers.
+        limit_f = float(self.bound)
+        if limit_f > self.bound:
+            limit_f = float(np.nextafter(limit_f, 0.0))
+        fixed = np.clip(rounded, -limit_f, limit_f).astype(np.int64)
+        np.clip(fixed, -self.bound, self.bound, out=fixed)
         words = np.empty(fixed.size + 1, dtype=self.dtype)
-        words[:-1] = fixed.astype(np.uint64).astype(self.dtype) & self.modulus_mask
+        words[:-1] = fixed.astype(np.uint64).astype(self.dtype)
+        words &= self.dtype.type(self.modulus_mask)
         words[-1] = w
         return words
 
