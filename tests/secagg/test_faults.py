@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from google.protobuf.message import Message
 
-from fedgrid.secagg import Round, SecAggParams, run_secagg
+from fedgrid.secagg import (
+    Round,
+    SecAggError,
+    SecAggParams,
+    SecAggServer,
+    SecAggWorker,
+    run_secagg,
+)
 from fedgrid.secagg.shamir import PRIME
 from fedgrid.v1 import secagg_pb2
 from tests.secagg.conftest import Inputs, expected_total
@@ -123,12 +130,24 @@ def test_bad_revealed_shares_do_not_break_unmasking(
 def test_worker_refuses_to_reveal_when_survivors_fall_below_threshold(
     make_params: MakeParams, make_inputs: MakeInputs
 ) -> None:
-    from fedgrid.secagg import SecAggError, SecAggWorker
-
     params = make_params(8, 5, 6)
-    worker = SecAggWorker(params.participants[0], params)
-    worker._step = "unmask"  # as if the earlier rounds had run
-    request = secagg_pb2.UnmaskRequest(survivors=list(params.participants[:4]))
+    inputs = make_inputs(params)
+    server = SecAggServer(params)
+    workers = {w: SecAggWorker(w, params) for w in params.participants}
+    for worker in workers.values():
+        server.receive_keys(worker.advertise())
+    for name, roster in server.close_advertise().items():
+        server.receive_shares(workers[name].share_keys(roster))
+    for name, bundle in server.close_shares().items():
+        values, weight = inputs[name]
+        server.receive_masked_input(workers[name].masked_input(bundle, values, weight))
+    first = params.participants[0]
+    # A grid that claims only four inputs arrived, and that it wants key
+    # shares of the rest: revealing would let it unmask someone.
+    request = secagg_pb2.UnmaskRequest(
+        survivors=list(params.participants[:4]), dropped=list(params.participants[4:])
+    )
 
     with pytest.raises(SecAggError, match="below the threshold"):
-        worker.unmask(request)
+        workers[first].unmask(request)
+    assert server.close_masked_input().survivors == list(params.participants)

@@ -7,7 +7,16 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from fedgrid.secagg import Round, SecAggParams, TooFewSurvivors, run_secagg
+from fedgrid.secagg import (
+    Round,
+    SecAggParams,
+    SecAggServer,
+    SecAggWorker,
+    TooFewSurvivors,
+    mask_total,
+    run_secagg,
+    split_jobs,
+)
 from tests.secagg.conftest import Inputs, expected_total, spread
 
 MakeParams = Callable[..., SecAggParams]
@@ -130,3 +139,35 @@ def test_ring_is_deterministic_from_seed_and_ids(make_params: MakeParams) -> Non
         assert len(set(neighbours)) == 10
         assert all(params.graph.are_neighbours(worker, n) for n in neighbours)
         assert all(worker in params.graph.neighbours(n) for n in neighbours)
+
+
+def test_unmasking_split_across_tasks_gives_the_same_sum(
+    make_params: MakeParams, make_inputs: MakeInputs
+) -> None:
+    params = make_params(30, 7, 10)
+    inputs = make_inputs(params, seed=11)
+    dropped = {w: Round.MASKED_INPUT for w in spread(params.graph.order, 9)}
+    server = SecAggServer(params)
+    workers = {w: SecAggWorker(w, params) for w in params.participants}
+    for worker in workers.values():
+        server.receive_keys(worker.advertise())
+    for name, roster in server.close_advertise().items():
+        server.receive_shares(workers[name].share_keys(roster))
+    for name, bundle in server.close_shares().items():
+        if name not in dropped:
+            values, weight = inputs[name]
+            masked = workers[name].masked_input(bundle, values, weight)
+            server.receive_masked_input(masked)
+    request = server.close_masked_input()
+    for name in request.survivors:
+        server.receive_unmask(workers[name].unmask(request))
+
+    plan = server.plan_unmasking()
+    total = plan.masked_sum.astype(np.uint64)
+    for part in split_jobs(plan.jobs, 4):
+        total += mask_total(part, params.words, params.quantizer.bits)
+
+    survivors = [w for w in params.participants if w not in dropped]
+    expected = expected_total(params, inputs, survivors)
+    np.testing.assert_array_equal(total & np.uint64(0xFFFFFFFF), expected)
+    assert len(plan.jobs) > len(survivors)  # self masks plus dropped pairs
