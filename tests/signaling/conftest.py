@@ -23,6 +23,8 @@ from fedgrid.gateway.sessions import SessionIssuer
 from tests.conftest import REDIS_URL
 from tests.support import free_port, stop_process, wait_for
 
+Frame = dict[str, Any]
+
 # Short timings so that dead connections and replicas are noticed quickly.
 FAST = {
     "signaling_ping_interval": 0.5,

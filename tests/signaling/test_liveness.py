@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 
 from fedgrid.gateway.sessions import SessionIssuer
-from tests.signaling.conftest import RawClient, Replica
+from tests.signaling.conftest import Frame, RawClient, Replica
 from tests.support import stop_process
 
 
@@ -38,7 +38,7 @@ def test_a_connection_that_stops_answering_pings_leaves(
 ) -> None:
     replica = start_replica()
 
-    async def scenario() -> tuple[dict, float]:
+    async def scenario() -> tuple[Frame, float]:
         alice = await RawClient.open(replica.url)
         await alice.join(issuer.issue("alice", room["job_id"]), room)
         frozen = _idle_client(replica.url, issuer.issue("frozen", room["job_id"]), room)
@@ -70,7 +70,7 @@ def test_peers_of_a_dead_replica_leave_the_room(
 ) -> None:
     survivor, doomed = start_replica(), start_replica()
 
-    async def scenario() -> tuple[dict, dict]:
+    async def scenario() -> tuple[Frame, Frame]:
         alice = await RawClient.open(survivor.url)
         await alice.join(issuer.issue("alice", room["job_id"]), room)
         bob = await RawClient.open(doomed.url)

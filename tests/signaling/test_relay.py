@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from fedgrid.gateway.sessions import SessionIssuer
-from tests.signaling.conftest import RawClient, Replica
+from tests.signaling.conftest import Frame, RawClient, Replica
 
 
 def test_peers_learn_who_is_there_and_who_joins_and_leaves(
@@ -16,7 +16,7 @@ def test_peers_learn_who_is_there_and_who_joins_and_leaves(
 ) -> None:
     replica = start_replica()
 
-    async def scenario() -> tuple[dict, dict, dict, dict]:
+    async def scenario() -> tuple[Frame, Frame, Frame, Frame]:
         alice, bob = (
             await RawClient.open(replica.url),
             await RawClient.open(replica.url),
@@ -50,7 +50,7 @@ def test_offers_answers_and_candidates_cross_replicas(
         "sdpMid": "0",
     }
 
-    async def scenario() -> list[dict]:
+    async def scenario() -> list[Frame]:
         alice, bob = await RawClient.open(one.url), await RawClient.open(two.url)
         await alice.join(issuer.issue("alice", room["job_id"]), room)
         await bob.join(issuer.issue("bob", room["job_id"]), room)
@@ -85,7 +85,7 @@ def test_a_peer_in_another_room_cannot_be_addressed(
     replica = start_replica()
     other_room = {**room, "cycle_id": room["cycle_id"] + "-other"}
 
-    async def scenario() -> tuple[dict, dict]:
+    async def scenario() -> tuple[Frame, Frame]:
         alice = await RawClient.open(replica.url)
         victim, roommate = (
             await RawClient.open(replica.url),
@@ -118,7 +118,7 @@ def test_garbage_frames_get_error_frames_and_reach_no_peer(
     room: dict[str, str],
 ) -> None:
     replica = start_replica(signaling_max_message_bytes=4096)
-    garbage: list[str | bytes | dict] = [
+    garbage: list[str | bytes | Frame] = [
         "not json at all",
         b"\x00\x01binary",
         "[1, 2, 3]",
@@ -132,7 +132,7 @@ def test_garbage_frames_get_error_frames_and_reach_no_peer(
         {"type": "join", "token": "t", **room},
     ]
 
-    async def scenario() -> tuple[list[dict], dict, dict]:
+    async def scenario() -> tuple[list[Frame], Frame, Frame]:
         early = await RawClient.open(replica.url)
         await early.send({"type": "offer", "to": "bob", "sdp": "v=0"})
         before_join = await early.frame()
@@ -183,13 +183,13 @@ def test_unauthorised_tokens_are_refused(
         "other job": issuer.issue("eve", "some-other-job"),
     }
 
-    async def attempt(token: str) -> tuple[dict, int | None]:
+    async def attempt(token: str) -> tuple[Frame, int | None]:
         client = await RawClient.open(replica.url)
         answer = await client.join(token, room)
         await client.connection.wait_closed()
         return answer, client.connection.close_code
 
-    async def scenario() -> dict[str, tuple[dict, int | None]]:
+    async def scenario() -> dict[str, tuple[Frame, int | None]]:
         return {name: await attempt(token) for name, token in tokens.items()}
 
     results = asyncio.run(scenario())
@@ -210,7 +210,7 @@ def test_room_size_rate_and_duplicate_joins_are_limited(
     replica = start_replica(signaling_room_size=2, signaling_messages_per_second=5)
     job = room["job_id"]
 
-    async def scenario() -> tuple[dict, dict, list[str], list[str]]:
+    async def scenario() -> tuple[Frame, Frame, list[str], list[str]]:
         alice, bob = (
             await RawClient.open(replica.url),
             await RawClient.open(replica.url),
@@ -263,7 +263,7 @@ def test_a_silent_connection_must_join_in_time(
 ) -> None:
     replica = start_replica()
 
-    async def scenario() -> tuple[dict, int | None]:
+    async def scenario() -> tuple[Frame, int | None]:
         client = await RawClient.open(replica.url)
         answer = await client.frame(timeout=15)
         await client.connection.wait_closed()
