@@ -11,10 +11,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 
+from fedgrid.config import Settings
 from fedgrid.gateway.sessions import SessionIssuer
-from tests.signaling.conftest import Frame, RawClient, Replica
-from tests.support import stop_process
+from tests.signaling.conftest import Frame, RawClient, Replica, settings_env
+from tests.support import free_port, stop_process
 
 
 def _idle_client(url: str, token: str, room: dict[str, str]) -> subprocess.Popen[str]:
@@ -120,3 +122,26 @@ def test_health_metrics_and_a_clean_stop_on_sigterm(
     log = replica.log.read_text()
     assert "[Signaling] stopped" in log
     assert "Traceback" not in log
+
+
+def test_the_service_refuses_to_start_without_its_secret_or_redis(
+    signaling_settings: Settings,
+) -> None:
+    no_secret = replace(signaling_settings, session_secret="")
+    no_redis = replace(signaling_settings, redis_url=f"redis://127.0.0.1:{free_port()}")
+
+    results = [
+        subprocess.run(
+            [sys.executable, "-m", "fedgrid_signaling"],
+            env=settings_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for settings in (no_secret, no_redis)
+    ]
+
+    assert [result.returncode for result in results] == [1, 1]
+    assert "FEDGRID_SESSION_SECRET must be set" in results[0].stderr
+    assert "Redis cannot be reached" in results[1].stderr
+    assert "Traceback" not in results[0].stderr + results[1].stderr

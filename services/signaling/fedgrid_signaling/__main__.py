@@ -7,7 +7,7 @@ import logging
 import signal
 
 from fedgrid.config import Settings
-from fedgrid.errors import ConfigError
+from fedgrid.errors import ConfigError, FedgridError
 from fedgrid.logs import setup_logging
 from fedgrid_signaling.server import serve
 
@@ -29,7 +29,10 @@ def main() -> None:
             loop.add_signal_handler(signum, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except FedgridError as exc:
+        raise SystemExit(f"fedgrid signaling: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from fedgrid.config import Settings
+from fedgrid.errors import ConfigError
 from fedgrid.gateway.sessions import SessionIssuer
 from fedgrid.signaling.hub import Hub
 from fedgrid.signaling.limits import SignalingLimits
@@ -42,7 +43,10 @@ def _process_request(_conn: ServerConnection, request: Request) -> Response | No
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Serve on settings.host:settings.signaling_port until stop is set."""
     limits = SignalingLimits.from_settings(settings)
-    sessions = SessionIssuer.from_settings(settings)
+    try:
+        sessions = SessionIssuer.from_settings(settings)
+    except ValueError as exc:
+        raise ConfigError(f"FEDGRID_SESSION_SECRET: {exc}") from exc
     client = aioredis.Redis.from_url(settings.redis_url)
     hub = Hub(client, settings.redis_prefix, sessions, limits)
     try:

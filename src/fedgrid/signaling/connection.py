@@ -75,7 +75,7 @@ class Connection:
         self._wake.set()
 
     def post_event(self, frame: str) -> None:
-        """Queue a room event, holding it back until the joined frame went out."""
+        """Queue a room event or relay, held back until the joined frame went out."""
         if self.joined:
             self.post(frame)
         else:

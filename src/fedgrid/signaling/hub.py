@@ -9,6 +9,7 @@ import logging
 import uuid
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from websockets.exceptions import ConnectionClosed
 
 from fedgrid.errors import Unavailable
@@ -55,6 +56,7 @@ class Hub:
         limits: SignalingLimits,
     ) -> None:
         self.replica_id = uuid.uuid4().hex[:16]
+        self._client = client
         self._limits = limits
         self._sessions = sessions
         self._registry = RoomRegistry(
@@ -69,6 +71,10 @@ class Hub:
 
     async def start(self) -> None:
         """Subscribe to the other replicas and start refreshing memberships."""
+        try:
+            await self._client.ping()
+        except RedisError as exc:
+            raise Unavailable(f"Redis cannot be reached: {exc}") from exc
         ready = asyncio.Event()
         listener = self._bus.listen(self._on_room_event, self._on_delivery, ready)
         self._tasks = [
@@ -249,15 +255,15 @@ class Hub:
         text = encode(frame.relayed(conn.peer_id))
         target = self._by_owner.get(owner)
         if target is not None:
-            target.post(text)
+            target.post_event(text)
         else:
             await self._bus.deliver(owner, text)
         RELAYED.labels(frame.type).inc()
 
     async def _on_delivery(self, owner: str, frame: str) -> None:
         target = self._by_owner.get(owner)
-        if target is not None and target.joined:
-            target.post(frame)
+        if target is not None:
+            target.post_event(frame)
 
     async def _on_room_event(self, room_key: str, kind: str, peer: str) -> None:
         frame = peer_event_frame(kind, peer)

@@ -8,6 +8,8 @@ import logging
 from types import TracebackType
 from typing import Any
 
+from aiortc.exceptions import InvalidAccessError, InvalidStateError
+
 from fedgrid.worker.p2p.config import P2PConfig
 from fedgrid.worker.p2p.errors import P2PError, PeerGone, PeerTimeout
 from fedgrid.worker.p2p.link import PeerLink
@@ -153,8 +155,10 @@ class PeerMesh:
                     frame.get("error"),
                     frame.get("message"),
                 )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, P2PError, InvalidAccessError) as exc:
             logger.warning("[P2P.Signaling] bad frame type=%s error=%s", kind, exc)
+        except InvalidStateError as exc:
+            logger.warning("[P2P.Signaling] out of turn type=%s error=%s", kind, exc)
 
     def _meet(self, peer: str) -> None:
         """Start connecting to a peer when this worker is the one to offer."""
