@@ -9,6 +9,21 @@ from fedgrid.config import Settings
 RESULT_EXPIRES_SECONDS = 24 * 3600
 
 
+def redelivery_options(visibility_timeout: int) -> dict[str, int]:
+    """Redis transport options that hand a dead worker's task to another one.
+
+    kombu scans for tasks left unacknowledged longer than the visibility
+    timeout only every interval x throttle seconds (100 s by default); scan
+    at least every 10 s, and twice per timeout when the timeout is short.
+    """
+    return {
+        "visibility_timeout": visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, visibility_timeout // 2)),
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": max(5, min(300, visibility_timeout)),
+    }
+
+
 def create_app(settings: Settings) -> Celery:
     """A Celery app on settings' broker and queue, with its tasks registered."""
     app = Celery("fedgrid-aggregator", broker=settings.broker_url)
@@ -26,9 +41,9 @@ def create_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={
-            "visibility_timeout": settings.aggregation_visibility_timeout
-        },
+        broker_transport_options=redelivery_options(
+            settings.aggregation_visibility_timeout
+        ),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
