@@ -48,6 +48,31 @@ class NormNet(nn.Module):
         return self.out(F.leaky_relu(h, 0.1))
 
 
+class ConvNet(nn.Module):
+    """A strided, padded 3x3 convolution, then a linear layer (1x8x8 in)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, kernel_size=3, padding=1, stride=2)
+        self.fc = nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def _conv_case() -> tuple[Plan, dict[str, torch.Tensor]]:
+    torch.manual_seed(8)
+    model = ConvNet()
+    batch = {
+        "data": torch.randn(6, 1, 8, 8),
+        "target": torch.randint(0, 3, (6,)),
+        "lr": torch.tensor(0.1),
+    }
+    plan = trace_training_plan(sgd_training_step, model, batch)
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    return plan, {**params, **batch}
+
+
 def _regression_step(
     model: nn.Module,
     params: dict[str, torch.Tensor],
@@ -138,6 +163,7 @@ def _cases() -> dict[str, tuple[Plan, dict[str, torch.Tensor]]]:
     )
     return {
         "digits": _digits_case(),
+        "conv": _conv_case(),
         "norm": _training_case(NormNet(), _regression_step, None, 6),
         "nll": _training_case(nn.Linear(6, 3), _weighted_nll_step, 3, 7),
         "many_ops": (generic, {"x": x, "idx": idx}),

@@ -312,6 +312,66 @@ function layerNormBackward(tf, args) {
   return results;
 }
 
+function pair(value) {
+  return Array.isArray(value) ? (value.length === 1 ? [value[0], value[0]] : value) : [value, value];
+}
+
+/** A 2-D convolution over NCHW input and OIHW weight, as torch computes it. */
+function conv2d(tf, input, weight, stride, padding, dilation) {
+  const [padH, padW] = pair(padding);
+  const pad = [[0, 0], [padH, padH], [padW, padW], [0, 0]];
+  const x = tf.transpose(input, [0, 2, 3, 1]);
+  const w = tf.transpose(weight, [2, 3, 1, 0]);
+  const out = tf.conv2d(x, w, pair(stride), pad, 'NHWC', pair(dilation));
+  return tf.transpose(out, [0, 3, 1, 2]);
+}
+
+function checkConvolution(input, transposed, groups) {
+  if (input.rank !== 4 || transposed || groups !== 1) {
+    throw new Error(
+      'only 2-D convolutions with groups=1 and transposed=false have a translation',
+    );
+  }
+}
+
+function convolution(tf, args) {
+  const { input, weight, bias, stride, padding, dilation, transposed, groups } = args;
+  checkConvolution(input, transposed, groups);
+  const out = conv2d(tf, input, weight, stride, padding, dilation);
+  return bias ? tf.add(out, tf.reshape(bias, [1, -1, 1, 1])) : out;
+}
+
+/** Gradients of conv2d for its input, weight and bias (dilation 1). */
+function convolutionBackward(tf, args) {
+  const { grad_output, input, weight, stride, padding, dilation, output_mask } = args;
+  checkConvolution(input, args.transposed, args.groups);
+  if (pair(dilation).some((d) => d !== 1)) {
+    throw new Error('the gradient of a dilated convolution has no translation');
+  }
+  const [padH, padW] = pair(padding);
+  const [kh, kw] = weight.shape.slice(2);
+  const dy = tf.transpose(grad_output, [0, 2, 3, 1]); // NHWC
+  const results = [null, null, null];
+  if (output_mask[0]) {
+    const [n, c, h, w] = input.shape;
+    const filter = tf.transpose(weight, [2, 3, 1, 0]); // HWIO
+    const pad = [[0, 0], [padH, padH], [padW, padW], [0, 0]];
+    const dx = tf.conv2dTranspose(dy, filter, [n, h, w, c], pair(stride), pad);
+    results[0] = tf.transpose(dx, [0, 3, 1, 2]);
+  }
+  if (output_mask[1]) {
+    // Correlate the input with the output gradient: batch becomes the channel.
+    const x = tf.transpose(input, [1, 2, 3, 0]); // C_in, H, W, N
+    const filter = tf.transpose(grad_output, [2, 3, 0, 1]); // H_out, W_out, N, C_out
+    const pad = [[0, 0], [padH, padH], [padW, padW], [0, 0]];
+    const full = tf.conv2d(x, filter, 1, pad, 'NHWC', pair(stride));
+    const cut = tf.slice(full, [0, 0, 0, 0], [-1, kh, kw, -1]); // C_in, kh, kw, C_out
+    results[1] = tf.transpose(cut, [3, 0, 1, 2]);
+  }
+  if (output_mask[2]) results[2] = tf.sum(grad_output, [0, 2, 3]);
+  return results;
+}
+
 function floorMod(a, b) {
   return ((a % b) + b) % b;
 }
@@ -644,6 +704,18 @@ define(
   'aten.native_layer_norm_backward.default',
   'grad_out input normalized_shape mean rstd weight bias output_mask',
   layerNormBackward,
+  { multiple: true },
+);
+define(
+  'aten.convolution.default',
+  'input weight bias stride padding dilation transposed output_padding groups',
+  convolution,
+);
+define(
+  'aten.convolution_backward.default',
+  'grad_output input weight bias_sizes stride padding dilation transposed ' +
+    'output_padding groups output_mask',
+  convolutionBackward,
   { multiple: true },
 );
 define(
