@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
@@ -45,7 +45,8 @@ class NormNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.gelu(self.norm(self.inp(x)), approximate="tanh")
         h = h * torch.sigmoid(h) + torch.tanh(h)
-        return self.out(F.leaky_relu(h, 0.1))
+        out: torch.Tensor = self.out(F.leaky_relu(h, 0.1))
+        return out
 
 
 class ConvNet(nn.Module):
@@ -57,7 +58,8 @@ class ConvNet(nn.Module):
         self.fc = nn.Linear(4 * 4 * 4, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x)).flatten(1))
+        out: torch.Tensor = self.fc(torch.relu(self.conv(x)).flatten(1))
+        return out
 
 
 def _conv_case() -> tuple[Plan, dict[str, torch.Tensor]]:
