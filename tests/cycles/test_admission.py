@@ -51,7 +51,8 @@ def test_rejections_carry_a_retry_delay_within_the_cycle(
     refusal = rejected(client.request_cycle(job, "second"))
 
     assert refusal.reason == Reason.CYCLE_FULL
-    assert 50 < refusal.retry_after_seconds <= 60
+    # a full cycle may close before its deadline: poll a thirtieth of its length
+    assert refusal.retry_after_seconds == pytest.approx(2.0)
     assert "max_workers" in refusal.message
 
 

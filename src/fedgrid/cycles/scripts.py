@@ -132,7 +132,7 @@ local job = read(job_key(job_id))
 if not job then return cjson.encode({outcome = 'unknown_job'}) end
 local t = clock()
 local length = num(job.cycle_length)
-local brief = math.min(math.max(length / 10, 1), 60)
+local brief = math.min(math.max(length / 30, 1), 60)
 
 local function reject(reason, retry, detail)
   return cjson.encode({outcome = 'rejected', reason = reason,
@@ -152,8 +152,12 @@ local number = num(cycle.number)
 local held = redis.call('HGET', ckey .. ':workers', worker)
 if held then
   local reported = redis.call('HGET', request_key(held), 'reported')
-  return reject('ALREADY_ASSIGNED', remaining,
-    reported == '1' and 'reported' or 'holding')
+  -- a worker that has reported waits for the next cycle, which opens as soon
+  -- as this one fills up, often well before its deadline
+  if reported == '1' then
+    return reject('ALREADY_ASSIGNED', math.min(brief, remaining), 'reported')
+  end
+  return reject('ALREADY_ASSIGNED', remaining, 'holding')
 end
 if num(ARGV[5]) < num(job.minimum_download_speed)
     or num(ARGV[6]) < num(job.minimum_upload_speed) then
@@ -168,7 +172,7 @@ if reuse > 0 then
   end
 end
 if num(cycle.admitted) >= num(job.max_workers) then
-  return reject('CYCLE_FULL', remaining)
+  return reject('CYCLE_FULL', math.min(brief, remaining))
 end
 if job.pool_selection == 'random'
     and num(ARGV[7]) >= num(job.random_admission_probability) then

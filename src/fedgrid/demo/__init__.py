@@ -1,0 +1,1 @@
+"""The demo job: handwritten digits trained across worker processes through the grid."""
