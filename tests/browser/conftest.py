@@ -20,7 +20,7 @@ from tests.support import stop_process
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "workers" / "browser"
 PAGES = Path(__file__).with_name("pages")
-DRIVER = Path(__file__).with_name("driver.mjs")
+DRIVER = PACKAGE / "tools" / "run-page.mjs"
 CHROMIUM = Path("/usr/bin/chromium")
 
 PageRunner = Callable[..., dict[str, Any]]

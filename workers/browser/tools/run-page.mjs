@@ -1,12 +1,12 @@
 // Drives headless Chromium (Debian's) with playwright-core through one test page.
 //
-// Usage: node driver.mjs '{"url": ..., "timeout": seconds}'
+// Usage: node tools/run-page.mjs '{"url": ..., "timeout": seconds}'
 // The page sets window.fedgridTest = {state: 'running' | 'reload' | 'done' |
-// 'failed', result, error}. On 'reload' the driver reloads the page; on
+// 'failed', result, error}. On 'reload' it reloads the page; on
 // 'done' it prints the result as JSON on stdout and exits.
 import { createRequire } from 'node:module';
 
-const packageDir = process.env.FEDGRID_BROWSER_DIR;
+const packageDir = process.env.FEDGRID_BROWSER_DIR ?? new URL('..', import.meta.url).pathname;
 const require = createRequire(`${packageDir}/package.json`);
 const { chromium } = require('playwright-core');
 
