@@ -200,6 +200,37 @@ def test_rejected_browser_asks_again_after_the_suggested_time(
         assert at - rejection["at"] >= rejection["retryAfter"] * 1000 - 100
 
 
+def test_browser_passes_the_speed_test_in_kbps(
+    grid: Grid, site: str, fixtures_dir: Path
+) -> None:
+    traced = _host(
+        grid,
+        num_cycles=1,
+        max_workers=1,
+        max_diffs=1,
+        minimum_download_speed=100,
+        minimum_upload_speed=100,
+    )
+    data = _write_batches(fixtures_dir, seed=41)
+
+    answer = run_page(f"{site}/test/worker.html?job={traced.spec.name}&data={data}")
+
+    assert answer["result"]["answer"]["status"] == "accepted"
+    events = answer["result"]["events"]
+    assert [e["kind"] for e in events] == ["accepted"]
+
+
+def test_demo_page_trains_and_reports(grid: Grid, site: str) -> None:
+    traced = _host(grid, num_cycles=1, max_workers=1, max_diffs=1)
+
+    answer = run_page(f"{site}/demo/?job={traced.spec.name}", 120)
+
+    result = answer["result"]
+    assert result["answer"]["status"] == "accepted"
+    assert len(result["losses"]) >= 2 and all(loss > 0 for loss in result["losses"])
+    assert _cycles(grid, traced.spec.name)[0]["reports"] == 1
+
+
 def test_push_names_the_op_a_browser_cannot_run(grid: Grid) -> None:
     spec = JobSpec(
         name=f"cnn-{uuid.uuid4().hex[:8]}",
