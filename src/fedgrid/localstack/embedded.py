@@ -12,6 +12,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import psycopg2
@@ -150,7 +151,7 @@ class EmbeddedPostgres:
                 ],
                 check=True,
                 capture_output=True,
-                user=user,
+                **_as_user(user),
             )  # fmt: skip
         self._give(sockets, user)
         log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - child owns it
@@ -162,7 +163,7 @@ class EmbeddedPostgres:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            user=user,
+            **_as_user(user),
         )  # fmt: skip
         log.close()
         _wait(
@@ -207,6 +208,17 @@ class EmbeddedPostgres:
         shutil.chown(path, user=user, group=user)
         path.chmod(0o700)
         _allow_traversal(path)
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    """Popen arguments that drop root for user, its group, and no other groups.
+
+    Keeping root's groups would let group permission bits of root-owned
+    folders apply, which deny what the other bits allow.
+    """
+    if user is None:
+        return {}
+    return {"user": user, "group": user, "extra_groups": []}
 
 
 def _package_folder(package: str, variable: str) -> Path:
