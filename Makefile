@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/fedgrid/v1/*.proto)
 
-.PHONY: install proto lint test demo bench clean
+.PHONY: install proto lint test demo bench clean browser-deps
 
 install: $(STAMP)
 
@@ -25,8 +25,12 @@ lint: $(STAMP)
 	$(BIN)/mypy -p fedgrid -p fedgrid_gateway -p fedgrid_cycle_manager \
 		-p fedgrid_model_store -p fedgrid_aggregator -p fedgrid_signaling
 
-test: $(STAMP) helm-check
+test: $(STAMP) helm-check browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# npm packages of the browser worker and Debian's Chromium for its tests
+browser-deps:
+	bash workers/browser/install.sh
 
 demo: $(STAMP)
 	$(BIN)/python -m fedgrid.demo
@@ -37,6 +41,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/admission.py --requests 10000 --max-workers 1000
 	$(BIN)/python bench/aggregation.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/browser.py
+	$(BIN)/python bench/secagg.py
+	$(BIN)/python bench/simulate.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
