@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import runpy
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedgrid.errors import ConfigError, PlanError
+from fedgrid.errors import ConfigError, InvalidArgument, PlanError
 from fedgrid.jobconfig import ServerConfig, validate_client_config
+from fedgrid.modelstore.names import check_name, check_version
 
 if TYPE_CHECKING:
     import torch
@@ -24,10 +24,6 @@ AVERAGING_PLAN = "averaging_plan"
 AVERAGING_STYLES = ("iterative", "list")
 PROTOCOLS = ("secagg+",)
 HOST_CHUNK_BYTES = 1024 * 1024
-_VERSION = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?"
-)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass
@@ -53,15 +49,13 @@ class JobSpec:
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise ConfigError(
-                f"job name {self.name!r} must be 1-100 letters, digits, '.', '_' "
-                "or '-', starting with a letter or digit"
-            )
-        if not isinstance(self.version, str) or not _VERSION.fullmatch(self.version):
-            raise ConfigError(
-                f"job version {self.version!r} must be a semantic version such as 1.0.0"
-            )
+        if not isinstance(self.name, str) or not isinstance(self.version, str):
+            raise ConfigError("a job's name and version must be strings")
+        try:
+            check_name(self.name, "job name")
+            check_version(self.version)
+        except InvalidArgument as exc:
+            raise ConfigError(str(exc)) from exc
         if self.averaging_style not in AVERAGING_STYLES:
             raise ConfigError(
                 f"averaging_style must be one of {list(AVERAGING_STYLES)}, "

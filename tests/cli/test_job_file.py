@@ -72,7 +72,7 @@ def test_hosting_stream_holds_header_model_plans_and_protocols() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"version": "1.0"}, "must be a semantic version"),
+        ({"version": "1.0"}, "is not a semantic version"),
         ({"name": "../etc"}, "job name '../etc'"),
         ({"averaging_style": "tree"}, "averaging_style must be one of"),
         ({"protocols": {"homemade": {}}}, "protocol 'homemade' is not a built-in"),
