@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -107,6 +108,14 @@ def test_cli_stack_up_stops_everything_on_sigterm(
             text=True,
             timeout=60,
         )
+        without_token = {k: v for k, v in env.items() if k != "FEDGRID_ADMIN_TOKEN"}
+        listing = subprocess.run(
+            [*FEDGRID, "jobs", "--json"],
+            env=without_token,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         os.kill(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
@@ -117,6 +126,9 @@ def test_cli_stack_up_stops_everything_on_sigterm(
     assert "fedgrid stack is up" in log
     assert "fedgrid stack stopped" in log
     assert status.returncode == 0, status.stdout + status.stderr
+    # the CLI finds the local stack's gateway and admin token by itself
+    assert listing.returncode == 0, listing.stderr
+    assert json.loads(listing.stdout) == {"jobs": []}
     assert "gateway" in status.stdout
     assert proc.returncode == 0
     assert all(not _alive(pid) for pid in info.pids.values())

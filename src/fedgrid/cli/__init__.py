@@ -1,17 +1,16 @@
-"""The `fedgrid` command: admin commands, plus `stack` and `db` when installed."""
+"""The `fedgrid` command: admin commands, the local stack and the schema."""
 
 from __future__ import annotations
-
-import importlib
 
 import click
 
 from fedgrid.cli.admin import COMMANDS
+from fedgrid.cli.db import db_group
 from fedgrid.cli.output import DEFAULT_URL, GridOptions
-
-# Command groups living in their own modules: (module, group name); a module
-# that is not installed is skipped.
-EXTRA_GROUPS = [("fedgrid.cli.stack", "stack"), ("fedgrid.cli.db", "db")]
+from fedgrid.cli.stack import stack
+from fedgrid.config import Settings
+from fedgrid.errors import FedgridError
+from fedgrid.localstack import StackInfo, read_stack_info
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,24 +29,24 @@ EXTRA_GROUPS = [("fedgrid.cli.stack", "stack"), ("fedgrid.cli.db", "db")]
 )
 @click.pass_context
 def main(ctx: click.Context, url: str, token: str | None) -> None:
-    """fedgrid: host federated learning jobs and inspect their checkpoints."""
+    """fedgrid: host federated learning jobs and inspect their checkpoints.
+
+    Without --token, a grid started here by `fedgrid stack up` is used with
+    its own admin token.
+    """
+    if token is None:
+        local = _local_stack()
+        if local is not None and url == DEFAULT_URL:
+            url, token = local.gateway_url, local.admin_token()
     ctx.obj = GridOptions(url=url, token=token)
 
 
-def _register() -> None:
-    for command in COMMANDS:
-        main.add_command(command)
-    for module_name, group_name in EXTRA_GROUPS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for value in vars(module).values():
-            if isinstance(value, click.Group) and value.name == group_name:
-                main.add_command(value)
-                break
+def _local_stack() -> StackInfo | None:
+    try:
+        return read_stack_info(Settings.from_env().var_dir)
+    except (FedgridError, OSError, ValueError):
+        return None
 
 
-_register()
+for command in (*COMMANDS, stack, db_group):
+    main.add_command(command)
