@@ -86,6 +86,10 @@ class JobSpec:
         from fedgrid.plans import trace_training_plan
 
         server, client = self.configs()
+        if self.averaging_plan is not None:
+            from fedgrid.secagg.averaging import refuse_averaging_plan
+
+            refuse_averaging_plan(server, f"{AVERAGING_PLAN} ({self.averaging_style})")
         plans = {
             TRAINING_PLAN: trace_training_plan(
                 self.training_plan, self.model, self.example_inputs, TRAINING_PLAN

@@ -17,6 +17,16 @@ from fedgrid.errors import ConfigError
 from fedgrid.job import AVERAGING_PLAN, TRAINING_PLAN, JobSpec, TracedJob, load_job
 from fedgrid.jobconfig import ServerConfig
 from fedgrid.plans import Plan
+from fedgrid.privacy.mechanism import private_averaging, stop_rule, worker_clip
+from fedgrid.privacy.noise import NoiseSource
+from fedgrid.secagg import SecAggError, run_secagg
+from fedgrid.secagg.averaging import (
+    diff_vector,
+    finish_secure,
+    params_for,
+    secure_config,
+    vector_length,
+)
 from fedgrid.tensors import state_stream_bytes
 from fedgrid.worker.report import compute_diff
 from fedgrid.worker.training import TrainingResult, train
@@ -125,6 +135,7 @@ def simulate(
     num_cycles: int | None = None,
     train_fn: TrainFn | None = None,
     threads: int | None = 1,
+    noise: NoiseSource | None = None,
 ) -> SimulationResult:
     """Run the job's cycles with one virtual worker per data partition.
 
@@ -136,13 +147,16 @@ def simulate(
     averaged by fedgrid.averaging (or the job's averaging plan), as the
     aggregator does. `seed` drives random pool selection. `threads` sets
     torch's intra-op threads for the run (one suits many small steps best;
-    None leaves the setting alone).
+    None leaves the setting alone). With differential_privacy in the server
+    config, averaging clips, adds noise from `noise` (the secure source by
+    default) and records epsilon, and the run stops where max_epsilon would be
+    passed, as on the grid.
     """
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _simulate(job, partitions, seed, num_cycles, train_fn)
+        return _simulate(job, partitions, seed, num_cycles, train_fn, noise)
     finally:
         torch.set_num_threads(previous)
 
@@ -153,6 +167,7 @@ def _simulate(
     seed: int,
     num_cycles: int | None,
     train_fn: TrainFn | None,
+    noise: NoiseSource | None,
 ) -> SimulationResult:
     traced = _traced(job)
     config = traced.server_config
@@ -170,9 +185,14 @@ def _simulate(
     server_state: dict[str, torch.Tensor] | None = None
     cycles: list[SimulatedCycle] = []
     made = 0
+    budget = stop_rule(config)
+    privacy_stop = ""
 
     for number in range(1, attempts + 1):
         if made >= target:
+            break
+        if budget is not None and made >= budget[0]:
+            privacy_stop = budget[1]
             break
         admitted = pool.admit(number)
         reporting = admitted[: config.max_diffs]
@@ -191,14 +211,14 @@ def _simulate(
             result = trainer(
                 traced.plans, current, partitions[worker], traced.client_config
             )
-            diff = compute_diff(current, result.params)
+            diff = worker_clip(config, compute_diff(current, result.params))
             reports.append((worker, result, diff))
 
         try:
             current, metrics, server_state = _aggregate(
-                traced, current, reports, server_state
+                traced, current, reports, server_state, made + 1, noise
             )
-        except AveragingFailed as exc:
+        except (AveragingFailed, SecAggError) as exc:
             cycle.failure = str(exc)
             logger.info("[Simulator.cycle] number=%s failed: %s", number, exc)
             continue
@@ -213,6 +233,8 @@ def _simulate(
         )
 
     reason = "num_cycles reached" if made >= target else "max_cycle_attempts reached"
+    if privacy_stop:
+        reason = privacy_stop
     return SimulationResult(state=current, cycles=cycles, finish_reason=reason)
 
 
@@ -229,8 +251,13 @@ def _aggregate(
     current: dict[str, torch.Tensor],
     reports: list[tuple[int, TrainingResult, dict[str, torch.Tensor]]],
     server_state: dict[str, torch.Tensor] | None,
+    cycle: int,
+    noise: NoiseSource | None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, torch.Tensor] | None]:
     """One cycle's averaging: the aggregator's code path, fed from memory."""
+    privacy = private_averaging(traced.server_config, cycle, noise)
+    if secure_config(traced.server_config):
+        return _aggregate_secure(traced, current, reports, server_state)
     inputs = [
         ReportInput(
             key=f"worker-{worker}",
@@ -241,12 +268,52 @@ def _aggregate(
         for worker, result, diff in reports
     ]
     averaging_plan = traced.plans.get(AVERAGING_PLAN)
+    if averaging_plan is not None and privacy is not None:
+        raise ConfigError(
+            "an averaging plan cannot run under differential_privacy; the grid "
+            "must clip, sum and add noise itself"
+        )
     if averaging_plan is not None:
         planned = average_with_plan(current, inputs, averaging_plan)
         return planned.state, planned.metrics, None
-    averaged = average(current, inputs, traced.server_config.averaging, server_state)
+    averaged = average(
+        current,
+        inputs,
+        traced.server_config.averaging,
+        server_state,
+        privacy=privacy,
+    )
     return averaged.state, averaged.metrics, averaged.server_state
 
 
 def _loader(blob: bytes) -> Callable[[Any], bytes]:
     return lambda _buffer: blob
+
+
+def _aggregate_secure(
+    traced: TracedJob,
+    current: dict[str, torch.Tensor],
+    reports: list[tuple[int, TrainingResult, dict[str, torch.Tensor]]],
+    server_state: dict[str, torch.Tensor] | None,
+) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, torch.Tensor] | None]:
+    """One cycle under secure aggregation: the protocol's code, every worker in."""
+    config = traced.server_config
+    unweighted = config.averaging.method == "mean"
+    inputs = {
+        f"worker-{worker}": (
+            diff_vector(current, diff),
+            1 if unweighted else int(result.sample_count),
+        )
+        for worker, result, diff in reports
+    }
+    params = params_for(config, "simulated", sorted(inputs), vector_length(current))
+    outcome = run_secagg(params, inputs)
+    averaged = finish_secure(
+        current,
+        params.quantizer,
+        outcome.result.total,
+        len(outcome.result.survivors),
+        config.averaging,
+        server_state,
+    )
+    return averaged.state, averaged.metrics, averaged.server_state

@@ -14,6 +14,7 @@ from fedgrid.errors import ConfigError, InvalidArgument, PlanError
 from fedgrid.jobconfig import ServerConfig, validate_client_config
 from fedgrid.modelstore.client import ModelStoreClient
 from fedgrid.modelstore.names import check_name, check_version
+from fedgrid.secagg.averaging import refuse_averaging_plan
 from fedgrid.v1 import model_store_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -248,6 +249,7 @@ class JobHost:
         for name, data in upload.protocols.items():
             check_protocol(name, data)
         averaging = upload.header.averaging_plan
+        refuse_averaging_plan(upload.server_config, averaging)
         if averaging and averaging not in upload.plans:
             raise InvalidArgument(
                 f"averaging_plan {averaging!r} is not one of the uploaded plans "
