@@ -87,7 +87,6 @@ def make_settings(
             "model_store_metrics_port": free_port(),
             "cycle_manager_metrics_port": free_port(),
             "aggregator_metrics_port": free_port(),
-            "signaling_metrics_port": free_port(),
             "aggregation_queue": f"{redis_prefix}aggregation",
             "admin_token": uuid.uuid4().hex,
             "session_secret": uuid.uuid4().hex,

@@ -105,7 +105,6 @@ class Settings:
     model_store_metrics_port: int = 9101
     cycle_manager_metrics_port: int = 9102
     aggregator_metrics_port: int = 9103
-    signaling_metrics_port: int = 9104
     model_store_address: str = ""  # defaults to host:model_store_port
     cycle_manager_address: str = ""  # defaults to host:cycle_manager_port
     admin_token: str = ""
@@ -201,7 +200,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "aggregator_metrics_port": _port,
     "aggregator_concurrency": _positive_int,
     "aggregation_visibility_timeout": _positive_int,
-    "signaling_metrics_port": _port,
     "model_store_address": _address,
     "cycle_manager_address": _address,
     "max_report_bytes": _positive_int,
