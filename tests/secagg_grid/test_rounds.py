@@ -15,7 +15,6 @@ from fedgrid.secagg import (
     SecAggError,
     SecAggParams,
     SecAggWorker,
-    TooFewSurvivors,
     mask_total,
     split_jobs,
 )
