@@ -12,6 +12,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fedgrid.errors import ConfigError
+from fedgrid.privacy.accountant import (
+    PrivacyParameters,
+    cycles_within,
+    epsilon,
+    sampling_rate,
+)
 from fedgrid.secagg.params import check_threshold
 from fedgrid.secagg.quantization import check_capacity
 
@@ -250,6 +256,51 @@ class SecureAggregationConfig:
 
 
 @dataclass(frozen=True)
+class DifferentialPrivacyConfig:
+    """DP-FedAvg for a job: clip each diff, add Gaussian noise to the sum.
+
+    Noise has standard deviation noise_multiplier x clipping_norm. The
+    accountant reports epsilon at target_delta; with max_epsilon the job stops
+    before a cycle that would take epsilon above it.
+    """
+
+    clipping_norm: float
+    noise_multiplier: float
+    target_delta: float
+    adaptive_clipping: bool = False
+    max_epsilon: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DifferentialPrivacyConfig:
+        where = "server_config.differential_privacy"
+        known = {field.name for field in cls.__dataclass_fields__.values()}
+        read = _Fields(data, where, known)
+        for key in ("clipping_norm", "noise_multiplier", "target_delta"):
+            if key not in data:
+                raise ConfigError(f"{where}.{key} is required")
+        target_delta = read.number("target_delta", 0.0, positive=True)
+        if target_delta >= 1:
+            raise ConfigError(
+                f"{where}.target_delta must be below 1 (typically below "
+                f"1 / population_size), got {target_delta}"
+            )
+        if read.boolean("adaptive_clipping", False):
+            raise ConfigError(
+                f"{where}.adaptive_clipping is not supported yet; set a fixed "
+                "clipping_norm and adaptive_clipping to false"
+            )
+        max_epsilon = None
+        if data.get("max_epsilon") is not None:
+            max_epsilon = read.number("max_epsilon", 0.0, positive=True)
+        return cls(
+            clipping_norm=read.number("clipping_norm", 0.0, positive=True),
+            noise_multiplier=read.number("noise_multiplier", 0.0, positive=True),
+            target_delta=target_delta,
+            max_epsilon=max_epsilon,
+        )
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """The rules the grid enforces for one job; speeds in kbit/s, times in s."""
 
@@ -269,6 +320,7 @@ class ServerConfig:
     targets: tuple[str, ...] = ("python",)
     population_size: int | None = None
     secure_aggregation: SecureAggregationConfig | None = None
+    differential_privacy: DifferentialPrivacyConfig | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServerConfig:
@@ -324,6 +376,18 @@ class ServerConfig:
                 "with secure_aggregation enabled the grid only sees their sum, so "
                 "use a weighted mean (fedavg, mean) or a server optimizer on it"
             )
+        population_size = read.integer("population_size", None, minimum=1)
+        private = data.get("differential_privacy")
+        differential_privacy = (
+            None
+            if private is None
+            else _checked_privacy(
+                DifferentialPrivacyConfig.from_dict(private),
+                averaging,
+                population_size,
+                max_diffs,
+            )
+        )
         return cls(
             max_workers=max_workers,
             pool_selection=read.choice("pool_selection", "random", POOL_SELECTIONS),
@@ -346,8 +410,9 @@ class ServerConfig:
             ),
             averaging=averaging,
             targets=tuple(dict.fromkeys(targets)),
-            population_size=read.integer("population_size", None, minimum=1),
+            population_size=population_size,
             secure_aggregation=secure_aggregation,
+            differential_privacy=differential_privacy,
         )
 
     @classmethod
@@ -377,11 +442,69 @@ class ServerConfig:
             del data["population_size"]
         if self.secure_aggregation is None:
             del data["secure_aggregation"]
+        if self.differential_privacy is None:
+            del data["differential_privacy"]
+        elif self.differential_privacy.max_epsilon is None:
+            del data["differential_privacy"]["max_epsilon"]
         return data
+
+    @property
+    def privacy_parameters(self) -> PrivacyParameters | None:
+        """Sampling rate, noise and delta for the accountant; None without DP.
+
+        The sampling rate is max_diffs / population_size: max_diffs is the
+        most reports a cycle can use, so the rate bounds every cycle's.
+        """
+        private = self.differential_privacy
+        if private is None or self.population_size is None:
+            return None
+        return PrivacyParameters(
+            sampling_rate=sampling_rate(self.max_diffs, self.population_size),
+            noise_multiplier=private.noise_multiplier,
+            target_delta=private.target_delta,
+        )
 
     def to_json(self) -> str:
         """Canonical JSON text of the config."""
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _checked_privacy(
+    private: DifferentialPrivacyConfig,
+    averaging: AveragingConfig,
+    population_size: int | None,
+    max_diffs: int,
+) -> DifferentialPrivacyConfig:
+    """Refuse DP settings the grid cannot honour, naming the fix."""
+    where = "server_config.differential_privacy"
+    if population_size is None:
+        raise ConfigError(
+            f"{where} needs server_config.population_size (the number of eligible "
+            "workers) to compute the sampling rate of each cycle"
+        )
+    if averaging.method in NON_LINEAR_METHODS:
+        raise ConfigError(
+            f"server_config.averaging.method {averaging.method!r} is not a sum of "
+            "clipped diffs; with differential_privacy use fedavg, mean or a "
+            "server optimizer (fedavgm, fedadam, fedyogi, fedadagrad)"
+        )
+    try:
+        parameters = PrivacyParameters(
+            sampling_rate=sampling_rate(max_diffs, population_size),
+            noise_multiplier=private.noise_multiplier,
+            target_delta=private.target_delta,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    if private.max_epsilon is not None and not cycles_within(
+        parameters, private.max_epsilon
+    ):
+        raise ConfigError(
+            f"{where}.max_epsilon {private.max_epsilon} is below the epsilon of a "
+            f"single cycle ({epsilon(parameters, 1):.4g}); raise max_epsilon or "
+            "noise_multiplier, or lower max_diffs"
+        )
+    return private
 
 
 def validate_client_config(data: Any) -> dict[str, Any]:

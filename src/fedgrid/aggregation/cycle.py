@@ -32,7 +32,7 @@ from fedgrid.averaging import (
     average,
     finish_linear,
 )
-from fedgrid.averaging.engine import weighted
+from fedgrid.averaging.engine import fold_options
 from fedgrid.averaging.optimizers import LINEAR, STATEFUL
 from fedgrid.averaging.planned import average_with_plan
 from fedgrid.cycles.client import CycleManagerClient
@@ -48,6 +48,8 @@ from fedgrid.jobconfig import AveragingConfig, ServerConfig
 from fedgrid.modelstore.client import ModelStoreClient
 from fedgrid.objectstore import ObjectStore
 from fedgrid.plans import Plan
+from fedgrid.privacy.mechanism import PrivateAveraging, private_averaging
+from fedgrid.privacy.noise import NoiseSource
 from fedgrid.tensors import encode_state_stream, load_state_stream
 from fedgrid.v1 import cycle_manager_pb2, model_store_pb2
 
@@ -88,6 +90,7 @@ class _Cycle:
     reports: list[cycle_manager_pb2.StoredReport]
     cycle_id: str
     checkpoint_number: int
+    privacy: PrivateAveraging | None = None
 
 
 class CycleAggregator:
@@ -102,6 +105,7 @@ class CycleAggregator:
         max_report_bytes: int,
         spool_dir: Path | None = None,
         hold: Callable[[str], None] | None = None,
+        noise: NoiseSource | None = None,
     ) -> None:
         self.models = models
         self.cycles = cycles
@@ -110,6 +114,7 @@ class CycleAggregator:
         self.max_report_bytes = max_report_bytes
         self.spool_dir = spool_dir
         self._hold = hold
+        self._noise = noise  # None: the secure default of fedgrid.privacy
 
     # --- entry points ----------------------------------------------------
 
@@ -133,7 +138,9 @@ class CycleAggregator:
                 self.max_report_bytes,
             )
             partial = WeightedSum(layout)
-            partial.fold_reports(inputs, weighted(cycle.config.method))
+            partial.fold_reports(
+                inputs, *fold_options(cycle.config.method, cycle.privacy)
+            )
             write_partial(
                 self.objects, cycle_id, shard.index, partial, self.chunk_bytes
             )
@@ -167,7 +174,11 @@ class CycleAggregator:
                 self.objects, cycle_id, ModelLayout.of(current), shard_count
             )
             result = finish_linear(
-                current, total, cycle.config, self._server_state(cycle)
+                current,
+                total,
+                cycle.config,
+                self._server_state(cycle),
+                cycle.privacy,
             )
             outcome = self._store(cycle, result)
             failed = delete_partials(self.objects, cycle_id, shard_count)
@@ -206,6 +217,11 @@ class CycleAggregator:
             return Outcome("sharded", shards=tuple(shards))
         current = self._checkpoint(cycle)
         inputs = report_inputs(cycle.reports, self.objects, self.max_report_bytes)
+        if cycle.job.averaging_plan and cycle.privacy is not None:
+            raise ConfigError(
+                "an averaging plan cannot run under differential_privacy; the "
+                "grid must clip, sum and add noise itself"
+            )
         if cycle.job.averaging_plan:
             result = average_with_plan(current, inputs, self._plan(cycle))
         else:
@@ -215,6 +231,7 @@ class CycleAggregator:
                 config,
                 self._server_state(cycle),
                 spool_dir=self.spool_dir,
+                privacy=cycle.privacy,
             )
         return self._store(cycle, result)
 
@@ -233,8 +250,17 @@ class CycleAggregator:
                 f"{listing.checkpoint_number}, not {checkpoint_number}"
             )
         job = self.models.get_job_by_id(job_id)
-        config = ServerConfig.from_json(job.server_config_json).averaging
-        return _Cycle(job, config, list(listing.reports), cycle_id, checkpoint_number)
+        server = ServerConfig.from_json(job.server_config_json)
+        # Checkpoint n + 1 comes from the n-th cycle that made one (1 = initial).
+        privacy = private_averaging(server, checkpoint_number, self._noise)
+        return _Cycle(
+            job,
+            server.averaging,
+            list(listing.reports),
+            cycle_id,
+            checkpoint_number,
+            privacy,
+        )
 
     def _existing(self, cycle: _Cycle) -> Outcome | None:
         for checkpoint in self.models.list_checkpoints(

@@ -14,6 +14,7 @@ from fedgrid.averaging.diffs import DiffBuffer, ParsedDiff, parse_diff
 from fedgrid.averaging.errors import DiffRejected
 from fedgrid.averaging.layout import ModelLayout
 from fedgrid.errors import InvalidArgument
+from fedgrid.privacy.clipping import clip_factor, l2_norm
 from fedgrid.tensors import encode_state_stream, read_state_stream
 
 logger = logging.getLogger(__name__)
@@ -130,16 +131,24 @@ class WeightedSum:
         self.total_weight = 0.0
         self.tally = Tally()
 
-    def fold(self, parsed: ParsedDiff, weight: float) -> None:
-        """Add weight x diff; the diff must already be validated."""
+    def fold(self, parsed: ParsedDiff, weight: float, scale: float = 1.0) -> None:
+        """Add weight x scale x diff; the diff must already be validated."""
         for segment in parsed.segments:
             target = self.sums[segment.spec.name]
             stop = segment.start + segment.values.numel()
-            target[segment.start : stop].add_(segment.values, alpha=weight)
+            target[segment.start : stop].add_(segment.values, alpha=weight * scale)
         self.total_weight += weight
 
-    def fold_reports(self, reports: Iterable[ReportInput], weighted: bool) -> None:
-        """Fold every usable report, recording why the others were left out."""
+    def fold_reports(
+        self,
+        reports: Iterable[ReportInput],
+        weighted: bool,
+        clipping_norm: float | None = None,
+    ) -> None:
+        """Fold every usable report, recording why the others were left out.
+
+        With clipping_norm each diff is first scaled down to that L2 norm.
+        """
         buffer = DiffBuffer()
         for report in reports:
             try:
@@ -147,7 +156,11 @@ class WeightedSum:
             except DiffRejected as exc:
                 self.tally.exclude(report.key, str(exc))
                 continue
-            self.fold(parsed, weight)
+            scale = 1.0
+            if clipping_norm is not None:
+                norm = l2_norm(segment.values for segment in parsed.segments)
+                scale = clip_factor(norm, clipping_norm)
+            self.fold(parsed, weight, scale)
             self.tally.count(report)
             del parsed  # the buffer is overwritten by the next report
 

@@ -16,6 +16,7 @@ from fedgrid.averaging.layout import ModelLayout, is_finite
 from fedgrid.averaging.optimizers import LINEAR, STATEFUL, check_state, server_step
 from fedgrid.averaging.robust import ROBUST, robust_mean
 from fedgrid.jobconfig import AveragingConfig
+from fedgrid.privacy.mechanism import PrivateAveraging
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,17 @@ class AveragingResult:
 def weighted(method: str) -> bool:
     """Whether a built-in method weights diffs by sample count."""
     return method != "mean" and method in LINEAR
+
+
+def fold_options(
+    method: str, privacy: PrivateAveraging | None
+) -> tuple[bool, float | None]:
+    """Whether to weight by sample count, and the norm to clip each diff to."""
+    if privacy is None:
+        return weighted(method), None
+    # Under DP each worker counts once: a claimed sample count must not let
+    # one worker's diff outweigh the clipping bound.
+    return False, privacy.clipping_norm if privacy.clip_on_grid else None
 
 
 def nothing_usable(tally: Tally) -> AveragingFailed:
@@ -62,18 +74,27 @@ def finish_linear(
     sums: WeightedSum,
     config: AveragingConfig,
     server_state: Mapping[str, torch.Tensor] | None = None,
+    privacy: PrivateAveraging | None = None,
 ) -> AveragingResult:
-    """Turn a (possibly combined) weighted sum into the next model."""
+    """Turn a (possibly combined) weighted sum into the next model.
+
+    With privacy the sum (of clipped, unweighted diffs) gets Gaussian noise
+    and is divided by the fixed denominator instead of the reports' weight.
+    """
     if sums.tally.used == 0 or sums.total_weight <= 0:
         raise nothing_usable(sums.tally)
     layout = sums.layout
     state = None
     if config.method in STATEFUL and server_state is not None:
         state = check_state(server_state, layout, config)
-    new, state = server_step(current, sums.mean(), layout, config, state)
+    mean = sums.mean() if privacy is None else privacy.noised_mean(sums.sums)
+    new, state = server_step(current, mean, layout, config, state)
+    metrics = sums.tally.metrics()
+    if privacy is not None:
+        metrics.update(privacy.metrics())
     return AveragingResult(
         state=checked_model(new),
-        metrics=sums.tally.metrics(),
+        metrics=metrics,
         excluded=dict(sums.tally.excluded),
         server_state=state,
     )
@@ -85,17 +106,24 @@ def average(
     config: AveragingConfig,
     server_state: Mapping[str, torch.Tensor] | None = None,
     spool_dir: Path | None = None,
+    privacy: PrivateAveraging | None = None,
 ) -> AveragingResult:
     """Average one cycle's reports with a built-in method into the next model.
 
-    Raises AveragingFailed when no report is usable or the result is not finite.
+    With privacy every diff counts once, clipped unless workers clipped it,
+    and the sum gets noise (see fedgrid.privacy.mechanism). Raises
+    AveragingFailed when no report is usable or the result is not finite.
     """
     layout = ModelLayout.of(current)
     method = config.method
+    if privacy is not None and method not in LINEAR:
+        raise AveragingFailed(
+            f"averaging method {method!r} cannot run under differential privacy"
+        )
     if method in LINEAR:
         sums = WeightedSum(layout)
-        sums.fold_reports(reports, weighted(method))
-        result = finish_linear(current, sums, config, server_state)
+        sums.fold_reports(reports, *fold_options(method, privacy))
+        result = finish_linear(current, sums, config, server_state, privacy)
     elif method in ROBUST:
         mean, tally = robust_mean(
             reports, layout, method, config.trim_ratio, spool_dir=spool_dir

@@ -11,6 +11,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from fedgrid.cli.output import (
     admin_client,
     console,
+    epsilon_text,
+    epsilons,
     json_option,
     metrics_text,
     print_json,
@@ -106,15 +108,21 @@ def _plan_names(plans: Any) -> list[str]:
 @json_option
 @click.pass_context
 def status(ctx: click.Context, job: str, version: str | None, as_json: bool) -> None:
-    """Show a job's cycles: number, state, workers admitted, reports, deadline."""
+    """Show a job's cycles: number, state, workers admitted, reports, deadline.
+
+    Under differential privacy each cycle's checkpoint shows its epsilon.
+    """
     with admin_client(ctx) as client:
         answer = client.job(job, version)
+        spent = epsilons(client.checkpoints(job, version))
     if as_json:
+        if spent:
+            answer["epsilon"] = {str(number): value for number, value in spent.items()}
         print_json(answer)
         return
     info = answer.get("status") or {}
     cycles = info.get("cycles", []) if isinstance(info, dict) else []
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             cycle.get("number"),
             cycle.get("state"),
@@ -125,13 +133,16 @@ def status(ctx: click.Context, job: str, version: str | None, as_json: bool) -> 
         )
         for cycle in cycles
     ]
+    columns = ["cycle", "state", "admitted", "reports", "deadline", "checkpoint"]
+    if spent:
+        columns.append("epsilon")
+        rows = [(*row, epsilon_text(spent, row[-1])) for row in rows]
     state = info.get("state", "") if isinstance(info, dict) else ""
+    finish = info.get("finish_reason", "") if isinstance(info, dict) else ""
     title = f"{answer.get('name', job)} {answer.get('version', '')} {state}".strip()
-    table(
-        title,
-        ["cycle", "state", "admitted", "reports", "deadline", "checkpoint"],
-        rows,
-    )
+    table(title, columns, rows)
+    if finish:
+        console.print(f"finished: {finish}")
 
 
 @click.command()
@@ -148,7 +159,7 @@ def checkpoints(
     if as_json:
         print_json({"checkpoints": found})
         return
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             item.get("number"),
             when(item.get("created_at")),
@@ -159,11 +170,12 @@ def checkpoints(
         )
         for item in found
     ]
-    table(
-        f"checkpoints of {job}",
-        ["number", "created", "bytes", "digest", "aliases", "metrics"],
-        rows,
-    )
+    columns = ["number", "created", "bytes", "digest", "aliases", "metrics"]
+    spent = epsilons(found)
+    if spent:
+        columns.insert(5, "epsilon")
+        rows = [(*row[:5], epsilon_text(spent, row[0]), row[5]) for row in rows]
+    table(f"checkpoints of {job}", columns, rows)
 
 
 @click.command()

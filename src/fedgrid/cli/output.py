@@ -88,3 +88,20 @@ def metrics_text(metrics: Any) -> str:
     if not isinstance(metrics, dict):
         return ""
     return ", ".join(f"{key}={value:.4g}" for key, value in sorted(metrics.items()))
+
+
+def epsilons(checkpoints: Sequence[Any]) -> dict[int, float]:
+    """Checkpoint number -> the cumulative epsilon recorded with it (DP jobs)."""
+    found: dict[int, float] = {}
+    for item in checkpoints:
+        metrics = item.get("metrics") if isinstance(item, dict) else None
+        value = metrics.get("epsilon") if isinstance(metrics, dict) else None
+        if isinstance(value, int | float) and isinstance(item.get("number"), int):
+            found[item["number"]] = float(value)
+    return found
+
+
+def epsilon_text(spent: dict[int, float], number: Any) -> str:
+    """One checkpoint's epsilon for a table cell; empty when it has none."""
+    value = spent.get(number) if isinstance(number, int) else None
+    return "" if value is None else f"{value:.4g}"

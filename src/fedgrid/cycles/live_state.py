@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -80,12 +80,23 @@ class LiveState:
         return json.loads(reply) if isinstance(reply, str) else reply
 
     def register_job(
-        self, job_id: str, config: ServerConfig, checkpoint: int, cycle_id: str
+        self,
+        job_id: str,
+        config: ServerConfig,
+        checkpoint: int,
+        cycle_id: str,
+        extra: Mapping[str, object] | None = None,
     ) -> dict[str, Any]:
-        """Store a job's rules and open its first cycle, unless it exists."""
+        """Store a job's rules and open its first cycle, unless it exists.
+
+        `extra` holds further job fields the scripts read, such as the
+        privacy budget (privacy_cycles, privacy_stop_reason).
+        """
         pairs: list[object] = []
         for field in _CONFIG_FIELDS:
             pairs += [_stored_name(field), getattr(config, field)]
+        for name, value in (extra or {}).items():
+            pairs += [name, value]
         result: dict[str, Any] = self._run(
             self._register,
             "registering a job",

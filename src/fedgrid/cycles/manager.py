@@ -22,6 +22,7 @@ from fedgrid.errors import (
     NotFound,
 )
 from fedgrid.jobconfig import ServerConfig
+from fedgrid.privacy.mechanism import stop_rule
 from fedgrid.v1 import cycle_manager_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,16 @@ class CycleManager:
                 f"trains from (1 for the initial model), got {checkpoint_number}"
             )
         self.history.save_job(job_id, name, version, config.to_dict())
+        # The privacy budget is fixed by the config: max_epsilon allows a known
+        # number of cycles, after which the job finishes instead of opening one.
+        budget = stop_rule(config)
+        extra = (
+            {}
+            if budget is None
+            else {"privacy_cycles": budget[0], "privacy_stop_reason": budget[1]}
+        )
         result = self.live.register_job(
-            job_id, config, checkpoint_number, new_cycle_id()
+            job_id, config, checkpoint_number, new_cycle_id(), extra
         )
         if result["outcome"] == "conflict":
             raise AlreadyExists(

@@ -62,6 +62,11 @@ local function advance(job_id, next_id, t)
       ' cycles produced a checkpoint', t)
     return ''
   end
+  local allowed = num(job.privacy_cycles)
+  if allowed > 0 and completed >= allowed then
+    finish_job(job_id, job.privacy_stop_reason, t)
+    return ''
+  end
   if limit > 0 and attempts >= limit then
     finish_job(job_id, 'max_cycle_attempts reached: ' .. attempts ..
       ' cycles ran and ' .. completed .. ' of ' .. wanted ..
