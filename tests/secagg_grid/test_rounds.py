@@ -15,6 +15,7 @@ from fedgrid.secagg import (
     SecAggError,
     SecAggParams,
     SecAggWorker,
+    TooFewSurvivors,
     mask_total,
     split_jobs,
 )
@@ -57,6 +58,7 @@ def _run(
     params: SecAggParams,
     inputs: dict[str, tuple[np.ndarray, int]],
     drop_after_shares: set[str],
+    revealing: int | None = None,
 ) -> None:
     """Every worker in its own thread posts each round, as over the gateway."""
     cycle = params.cycle_id
@@ -87,17 +89,22 @@ def _run(
         values, weight = inputs[w]
         masked[w] = worker.masked_input(bundle, values, weight).SerializeToString()
     post_all(Round.MASKED_INPUT, masked)
-    assert rounds.state(cycle)[0] == Round.MASKED_INPUT.name  # the dropped never post
-    assert rounds.close_due(now=rounds.deadline(cycle, Round.MASKED_INPUT) + 1) == [
-        cycle
-    ]
+    if drop_after_shares:
+        # The dropped never post: the round waits for its deadline.
+        assert rounds.state(cycle)[0] == Round.MASKED_INPUT.name
+        deadline = rounds.deadline(cycle, Round.MASKED_INPUT)
+        assert rounds.close_due(now=deadline + 1) == [cycle]
+    assert rounds.state(cycle)[0] == Round.UNMASK.name
     reveals = {}
-    for w in masked:
+    for w in sorted(masked)[:revealing]:
         request = secagg_pb2.UnmaskRequest.FromString(
             rounds.fetch(cycle, Round.MASKED_INPUT, w) or b""
         )
         reveals[w] = workers[w].unmask(request).SerializeToString()
     post_all(Round.UNMASK, reveals)
+    if revealing is not None:
+        deadline = rounds.deadline(cycle, Round.UNMASK)
+        assert rounds.close_due(now=deadline + 1) == [cycle]
 
 
 def test_twenty_workers_thirty_percent_drop_after_sharing_keys(
@@ -180,3 +187,17 @@ def test_a_round_closes_once_and_refuses_late_or_repeated_messages(
     with pytest.raises(SecAggError, match="no longer in the run"):
         rounds.fetch(cycle, Round.ADVERTISE, last)
     assert rounds.state(cycle)[0] == Round.SHARE_KEYS.name
+
+
+def test_too_few_revealers_leave_the_sum_masked_and_say_why(
+    rounds: SecAggRounds,
+) -> None:
+    params = _params(8, threshold=5, neighbours=6)
+    rounds.open(params, cycle_length=60)
+
+    _run(rounds, params, _inputs(params), set(), revealing=3)
+
+    assert rounds.state(params.cycle_id) == (DONE, "")
+    stored = rounds.messages(params.cycle_id, Round.UNMASK)
+    with pytest.raises(TooFewSurvivors, match="unmask: the secret of worker"):
+        plan_from_messages(rounds.params(params.cycle_id), stored)
