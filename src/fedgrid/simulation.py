@@ -17,7 +17,12 @@ from fedgrid.errors import ConfigError
 from fedgrid.job import AVERAGING_PLAN, TRAINING_PLAN, JobSpec, TracedJob, load_job
 from fedgrid.jobconfig import ServerConfig
 from fedgrid.plans import Plan
-from fedgrid.privacy.mechanism import private_averaging, stop_rule, worker_clip
+from fedgrid.privacy.mechanism import (
+    PrivateAveraging,
+    private_averaging,
+    stop_rule,
+    worker_clip,
+)
 from fedgrid.privacy.noise import NoiseSource
 from fedgrid.secagg import SecAggError, run_secagg
 from fedgrid.secagg.averaging import (
@@ -257,7 +262,7 @@ def _aggregate(
     """One cycle's averaging: the aggregator's code path, fed from memory."""
     privacy = private_averaging(traced.server_config, cycle, noise)
     if secure_config(traced.server_config):
-        return _aggregate_secure(traced, current, reports, server_state)
+        return _aggregate_secure(traced, current, reports, server_state, privacy)
     inputs = [
         ReportInput(
             key=f"worker-{worker}",
@@ -295,10 +300,12 @@ def _aggregate_secure(
     current: dict[str, torch.Tensor],
     reports: list[tuple[int, TrainingResult, dict[str, torch.Tensor]]],
     server_state: dict[str, torch.Tensor] | None,
+    privacy: PrivateAveraging | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, torch.Tensor] | None]:
     """One cycle under secure aggregation: the protocol's code, every worker in."""
     config = traced.server_config
-    unweighted = config.averaging.method == "mean"
+    # Under DP every worker counts once (its diff is clipped on the worker).
+    unweighted = config.averaging.method == "mean" or privacy is not None
     inputs = {
         f"worker-{worker}": (
             diff_vector(current, diff),
@@ -315,5 +322,6 @@ def _aggregate_secure(
         len(outcome.result.survivors),
         config.averaging,
         server_state,
+        privacy,
     )
     return averaged.state, averaged.metrics, averaged.server_state

@@ -19,6 +19,7 @@ from fedgrid.averaging.engine import finish_linear
 from fedgrid.averaging.layout import ModelLayout
 from fedgrid.errors import ConfigError, InvalidArgument
 from fedgrid.jobconfig import AveragingConfig, ServerConfig
+from fedgrid.privacy.mechanism import PrivateAveraging
 from fedgrid.secagg.params import SecAggParams
 from fedgrid.secagg.quantization import Quantizer
 
@@ -128,9 +129,14 @@ def finish_secure(
     survivors: int,
     config: AveragingConfig,
     server_state: Mapping[str, torch.Tensor] | None = None,
+    privacy: PrivateAveraging | None = None,
 ) -> AveragingResult:
-    """The next model from an unmasked sum: weighted mean, then the server step."""
+    """The next model from an unmasked sum: weighted mean, then the server step.
+
+    Under differential privacy workers clipped their diffs and sent weight 1;
+    the sum gets noise and the fixed denominator (fedgrid.privacy.mechanism).
+    """
     sums = unmasked_sum(ModelLayout.of(current), quantizer, total, survivors)
     if sums.total_weight <= 0:
         raise AveragingFailed("the surviving inputs carry no weight")
-    return finish_linear(current, sums, config, server_state)
+    return finish_linear(current, sums, config, server_state, privacy)
