@@ -117,7 +117,7 @@ class Settings:
     gateway_cycle_requests_per_ip: int = 1200
     gateway_cycle_requests_per_worker: int = 60
     chunk_bytes: int = 1024 * 1024
-    aggregation_queue: str = "fedgrid.aggregation"
+    aggregation_queue: str = ""  # defaults to redis_prefix + "aggregation"
     aggregator_name: str = "fedgrid-aggregator"  # Celery node name before the @
     aggregator_concurrency: int = 2  # tasks one aggregator process runs at once
     # Seconds before Redis hands an unacknowledged task (its worker died) to
@@ -144,6 +144,11 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.broker_url:
             object.__setattr__(self, "broker_url", self.redis_url)
+        if not self.aggregation_queue:
+            # one grid per prefix: grids sharing a Redis never take each
+            # other's aggregations
+            queue = f"{self.redis_prefix}aggregation"
+            object.__setattr__(self, "aggregation_queue", queue)
         if not self.model_store_address:
             address = f"{self.host}:{self.model_store_port}"
             object.__setattr__(self, "model_store_address", address)

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from fedgrid.config import Settings
 from fedgrid.demo.data import split
 from fedgrid.demo.digits_job import CYCLES, WORKERS
@@ -56,6 +58,7 @@ class Demo:
     env: dict[str, str] = field(default_factory=dict)
     stack: subprocess.Popen[bytes] | None = None
     worker_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    redis_url: str = ""
 
     @property
     def job(self) -> tuple[str, str, str]:
@@ -68,6 +71,8 @@ class Demo:
         """`fedgrid stack up` in the background, on free ports; wait for health."""
         self.env = dict(os.environ)
         self.env["FEDGRID_VAR_DIR"] = str(self.var_dir / "stack")
+        # a namespace of its own on a shared Redis, as another grid may use it
+        self.env.setdefault("FEDGRID_REDIS_PREFIX", f"fedgrid-demo-{os.getpid()}:")
         for variable, port in PORT_VARIABLES.items():
             self.env.setdefault(variable, str(pick_port(port)))
         self.env["FEDGRID_DEMO_VERSION"] = self.version
@@ -96,6 +101,7 @@ class Demo:
                 word in ("SERVING", "ok") for word in service_health(info).values()
             ):
                 self.env["FEDGRID_URL"] = info.gateway_url
+                self.redis_url = info.redis_url
                 self.env["FEDGRID_ADMIN_TOKEN"] = info.admin_token()
                 if info.embedded:
                     say(f"started embedded {' and '.join(info.embedded)}")
@@ -193,6 +199,22 @@ class Demo:
             except subprocess.TimeoutExpired:
                 self.stack.kill()
                 self.stack.wait()
+        if self.redis_url:
+            forget_redis_keys(self.redis_url, self.env["FEDGRID_REDIS_PREFIX"])
+
+
+def forget_redis_keys(url: str, prefix: str) -> None:
+    """Delete the live state and queue keys this run left on a shared Redis."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        for pattern in (f"{prefix}*", f"_kombu.binding.{prefix}*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
+    except redis.RedisError:
+        pass  # an embedded Redis is gone with the stack, and its keys with it
+    finally:
+        client.close()
 
 
 def run(argv: Sequence[str] | None = None) -> int:
