@@ -31,6 +31,7 @@ def main() -> None:
         replica.timers.stop()
         replica.enqueuer.close()
         replica.history.close()
+        replica.rounds.close_connection()
         replica.live.close()
 
 

@@ -13,6 +13,7 @@ from fedgrid.cycles.manager import CycleManager
 from fedgrid.cycles.timers import CycleTimers
 from fedgrid.errors import FedgridError
 from fedgrid.grpcserver import GrpcService
+from fedgrid.secagg.rounds import SecAggRounds
 from fedgrid.v1 import cycle_manager_pb2_grpc as pb_grpc
 from fedgrid_cycle_manager.servicer import CycleManagerServicer
 
@@ -36,9 +37,13 @@ class CycleManagerReplica:
         self.live = LiveState(settings.redis_url, settings.redis_prefix)
         self.history = History(settings.database_url, connections=GRPC_THREADS)
         self.enqueuer = CeleryEnqueuer(settings.broker_url, settings.aggregation_queue)
-        self.manager = CycleManager(self.live, self.history, self.enqueuer)
+        self.rounds = SecAggRounds(settings.redis_url, settings.redis_prefix)
+        self.manager = CycleManager(
+            self.live, self.history, self.enqueuer, rounds=self.rounds
+        )
         self.timers = CycleTimers(
             self.manager.closer,
+            secure=self.manager.secure,
             deadline_interval=deadline_interval,
             sweep_interval=sweep_interval,
             aggregation_timeout=aggregation_timeout,
@@ -72,6 +77,7 @@ class CycleManagerReplica:
         self.service.stop(grace)
         self.enqueuer.close()
         self.history.close()
+        self.rounds.close_connection()
         self.live.close()
 
 

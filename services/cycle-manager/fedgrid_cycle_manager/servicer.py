@@ -52,6 +52,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
                 request.version,
                 request.server_config_json,
                 request.checkpoint_number,
+                request.model_size,
             ),
         )
 
@@ -110,6 +111,28 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             context,
             "AggregationFailed",
             lambda: self.manager.aggregation_failed(request.cycle_id, request.reason),
+        )
+
+    def PostSecAgg(  # noqa: N802
+        self, request: pb.SecAggPostRequest, context: grpc.ServicerContext
+    ) -> pb.SecAggPostResponse:
+        return self._run(
+            context,
+            "PostSecAgg",
+            lambda: self.manager.post_secagg(
+                request.request_key, request.worker_id, request.round, request.payload
+            ),
+        )
+
+    def FetchSecAgg(  # noqa: N802
+        self, request: pb.SecAggFetchRequest, context: grpc.ServicerContext
+    ) -> pb.SecAggFetchResponse:
+        return self._run(
+            context,
+            "FetchSecAgg",
+            lambda: self.manager.fetch_secagg(
+                request.request_key, request.worker_id, request.round
+            ),
         )
 
     def GetJobStatus(  # noqa: N802

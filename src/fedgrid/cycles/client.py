@@ -37,14 +37,19 @@ class CycleManagerClient:
         version: str,
         server_config_json: str,
         checkpoint_number: int,
+        model_size: int = 0,
     ) -> pb.JobStatus:
-        """Register a job (idempotent) and open its first cycle."""
+        """Register a job (idempotent) and open its first cycle.
+
+        model_size (values in the model) is required for secure aggregation.
+        """
         request = pb.RegisterJobRequest(
             job_id=job_id,
             name=name,
             version=version,
             server_config_json=server_config_json,
             checkpoint_number=checkpoint_number,
+            model_size=model_size,
         )
         return self._call(self._stub.RegisterJob, request, pb.JobStatus)
 
@@ -109,6 +114,27 @@ class CycleManagerClient:
         """Tell that a cycle's aggregation failed for good."""
         request = pb.AggregationFailedRequest(cycle_id=cycle_id, reason=reason)
         return self._call(self._stub.AggregationFailed, request, pb.JobStatus)
+
+    def post_secagg(
+        self, request_key: str, worker_id: str, round_name: str, payload: bytes
+    ) -> pb.SecAggPostResponse:
+        """Send a worker's message for a secure aggregation round."""
+        request = pb.SecAggPostRequest(
+            request_key=request_key,
+            worker_id=worker_id,
+            round=round_name,
+            payload=payload,
+        )
+        return self._call(self._stub.PostSecAgg, request, pb.SecAggPostResponse)
+
+    def fetch_secagg(
+        self, request_key: str, worker_id: str, round_name: str
+    ) -> pb.SecAggFetchResponse:
+        """The run's setup ("setup") or the grid's answer to a closed round."""
+        request = pb.SecAggFetchRequest(
+            request_key=request_key, worker_id=worker_id, round=round_name
+        )
+        return self._call(self._stub.FetchSecAgg, request, pb.SecAggFetchResponse)
 
     def job_status(self, job_id: str) -> pb.JobStatus:
         """A job's state and its cycles."""

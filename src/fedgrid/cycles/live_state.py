@@ -63,6 +63,8 @@ class LiveState:
         self._finish = register(scripts.FINISH_AGGREGATION)
         self._due = register(scripts.DUE)
         self._claim = register(scripts.CLAIM_STALE)
+        self._start_secure = register(scripts.START_SECURE)
+        self._end_secure = register(scripts.END_SECURE)
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
@@ -170,8 +172,39 @@ class LiveState:
         )
         return result
 
+    def start_secure(self, cycle_id: str, next_cycle_id: str) -> dict[str, Any]:
+        """End a secure cycle's admission if it is due; exactly one caller wins."""
+        result: dict[str, Any] = self._run(
+            self._start_secure, "closing a secure admission", cycle_id, next_cycle_id
+        )
+        return result
+
+    def end_secure(
+        self,
+        cycle_id: str,
+        outcome: str,
+        inputs: int,
+        reason: str,
+        next_cycle_id: str,
+    ) -> dict[str, Any]:
+        """End a secure cycle's run ('done' or 'failed'); exactly one caller wins."""
+        result: dict[str, Any] = self._run(
+            self._end_secure,
+            "ending a secure aggregation run",
+            cycle_id,
+            outcome,
+            inputs,
+            reason,
+            next_cycle_id,
+        )
+        return result
+
     def due(self, which: str, grace: float, limit: int = 100) -> list[str]:
-        """Ids in 'deadlines' or 'closing' whose time is older than now - grace."""
+        """Ids whose time is older than now - grace in one of the timer sets.
+
+        which: 'deadlines', 'closing', 'sa_admission' (secure cycles still
+        admitting) or 'sa_running' (secure cycles running their rounds).
+        """
         found = self._run(self._due, "scanning timers", which, grace, limit)
         return [str(item) for item in found] if isinstance(found, list) else []
 

@@ -14,15 +14,19 @@ from fedgrid.cycles.closing import CycleCloser, Enqueue, new_cycle_id
 from fedgrid.cycles.history import History
 from fedgrid.cycles.live_state import LiveState
 from fedgrid.cycles.messages import rejection, report_message
+from fedgrid.cycles.secure import ADMISSION_SHARE, SecureCycles
 from fedgrid.errors import (
     AlreadyExists,
     Conflict,
     FedgridError,
     InvalidArgument,
     NotFound,
+    Unavailable,
 )
 from fedgrid.jobconfig import ServerConfig
 from fedgrid.privacy.mechanism import stop_rule
+from fedgrid.secagg.averaging import secure_config
+from fedgrid.secagg.rounds import SecAggRounds
 from fedgrid.v1 import cycle_manager_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -47,11 +51,23 @@ class CycleManager:
         history: History,
         enqueue: Enqueue,
         rng: random.Random | None = None,
+        rounds: SecAggRounds | None = None,
     ) -> None:
         self.live = live
         self.history = history
         self.closer = CycleCloser(live, history, enqueue)
         self._rng = rng or random.SystemRandom()
+        self.secure = (
+            None if rounds is None else SecureCycles(live, rounds, self.closer)
+        )
+
+    def _secure(self) -> SecureCycles:
+        if self.secure is None:
+            raise Unavailable(
+                "this cycle manager runs no secure aggregation rounds; give it a "
+                "SecAggRounds store"
+            )
+        return self.secure
 
     def register_job(
         self,
@@ -60,8 +76,12 @@ class CycleManager:
         version: str,
         server_config_json: str,
         checkpoint_number: int,
+        model_size: int = 0,
     ) -> pb.JobStatus:
-        """Take a job's server config and open its first cycle; idempotent."""
+        """Take a job's server config and open its first cycle; idempotent.
+
+        model_size (values in the model) is required for secure aggregation.
+        """
         _check_id("job_id", job_id)
         config = ServerConfig.from_json(server_config_json)
         if checkpoint_number < 1:
@@ -73,11 +93,20 @@ class CycleManager:
         # The privacy budget is fixed by the config: max_epsilon allows a known
         # number of cycles, after which the job finishes instead of opening one.
         budget = stop_rule(config)
-        extra = (
+        extra: dict[str, object] = (
             {}
             if budget is None
             else {"privacy_cycles": budget[0], "privacy_stop_reason": budget[1]}
         )
+        if secure_config(config):
+            # Admission closes with the advertise round's share of the cycle.
+            if model_size < 1:
+                raise InvalidArgument(
+                    "model_size (the number of values in the model) is required "
+                    "for a job with secure_aggregation enabled"
+                )
+            self._secure()
+            extra.update(secure_admission=ADMISSION_SHARE, model_size=model_size)
         result = self.live.register_job(
             job_id, config, checkpoint_number, new_cycle_id(), extra
         )
@@ -155,6 +184,8 @@ class CycleManager:
             checkpoint_number=int(result["checkpoint"]),
             deadline_unix=float(result["deadline"]),
         )
+        if result.get("filled"):
+            self._secure().start(result["cycle_id"])
         return pb.CycleResponse(accepted=accepted)
 
     def assignment(self, request_key: str) -> pb.Assignment:
@@ -279,7 +310,28 @@ class CycleManager:
             return self.job_status(result["job_id"])
 
         self.closer.record_end(cycle_id, result["job_id"], str(result["opened"]))
+        if self.secure is not None:
+            self.secure.forget(cycle_id)
         return self.job_status(result["job_id"])
+
+    def post_secagg(
+        self, request_key: str, worker_id: str, round_name: str, payload: bytes
+    ) -> pb.SecAggPostResponse:
+        """Store a worker's message for a secure aggregation round."""
+        complete = self._secure().post(request_key, worker_id, round_name, payload)
+        return pb.SecAggPostResponse(complete=complete)
+
+    def fetch_secagg(
+        self, request_key: str, worker_id: str, round_name: str
+    ) -> pb.SecAggFetchResponse:
+        """The run's setup, or the grid's answer to a closed round, if ready."""
+        found = self._secure().fetch(request_key, worker_id, round_name)
+        return pb.SecAggFetchResponse(
+            ready=found.ready,
+            payload=found.payload,
+            current_round=found.current_round,
+            round_deadline_unix=found.round_deadline,
+        )
 
     def job_status(self, job_id: str) -> pb.JobStatus:
         """A job's state and every cycle it ran, live counts included."""

@@ -30,6 +30,8 @@ def rejection(reason: str, retry: float, detail: str) -> pb.Rejected:
         "CYCLE_FULL": "the open cycle has admitted max_workers workers; "
         f"{wait} when the next cycle opens",
         "NOT_SELECTED": f"not picked this time by random pool selection; {wait}",
+        "ADMISSION_CLOSED": "the open cycle runs secure aggregation and its "
+        f"admission has closed; {wait} when the next cycle opens",
     }
     return pb.Rejected(
         reason=reason,
@@ -53,5 +55,7 @@ def report_message(status: str, cycle_number: int | None = None) -> str:
         "cycle and report before its deadline",
         "WRONG_WORKER": "this request key was issued to another worker; "
         "report with your own key",
+        "SECURE_CYCLE": "this cycle runs secure aggregation: the diff goes in "
+        "masked, through the /api/v1/secagg rounds, not as a plain report",
     }
     return texts[status]

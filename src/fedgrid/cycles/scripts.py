@@ -10,6 +10,9 @@ _HELPERS = """
 local P = ARGV[1]
 local DEADLINES = P .. 'cm:deadlines'
 local CLOSING = P .. 'cm:closing'
+-- Secure cycles waiting for admission to close, and those running SecAgg.
+local ADMISSION = P .. 'cm:sa_admission'
+local RUNNING = P .. 'cm:sa_running'
 local RETENTION = tonumber(ARGV[2])
 
 local function job_key(id) return P .. 'cm:job:' .. id end
@@ -41,6 +44,10 @@ local function open_cycle(job_id, job, cycle_id, t)
     'closed_at', '', 'trained_from', job.checkpoint, 'checkpoint', 0,
     'close_reason', '')
   redis.call('ZADD', DEADLINES, deadline, cycle_id)
+  local admission = num(job.secure_admission)
+  if admission > 0 then
+    redis.call('ZADD', ADMISSION, t + admission * num(job.cycle_length), cycle_id)
+  end
   redis.call('HSET', job_key(job_id), 'cycle_id', cycle_id, 'number', number,
     'attempts', num(job.attempts) + 1)
   return cycle_id
@@ -95,6 +102,8 @@ local function end_cycle(cycle_id, state, reason, t)
     redis.call('HSET', ckey, 'closed_at', stamp(t))
   end
   redis.call('ZREM', DEADLINES, cycle_id)
+  redis.call('ZREM', ADMISSION, cycle_id)
+  redis.call('ZREM', RUNNING, cycle_id)
   if state == 'closing' then
     redis.call('ZADD', CLOSING, t, cycle_id)
   else
@@ -153,6 +162,13 @@ if not cycle or cycle.state ~= 'open' or t >= num(cycle.deadline) then
 end
 local remaining = num(cycle.deadline) - t
 local number = num(cycle.number)
+-- A secure cycle admits until it fills or its admission time ends; then its
+-- secure aggregation run starts with the admitted workers.
+local secure = num(job.secure_admission) > 0
+if secure and ((cycle.phase or '') ~= ''
+    or t >= num(cycle.opened_at) + num(job.secure_admission) * length) then
+  return reject('ADMISSION_CLOSED', remaining)
+end
 
 local held = redis.call('HGET', ckey .. ':workers', worker)
 if held then
@@ -195,7 +211,8 @@ end
 return cjson.encode({outcome = 'accepted', cycle_id = cycle_id,
   number = number, checkpoint = num(cycle.trained_from),
   deadline = cycle.deadline, opened_at = cycle.opened_at,
-  admitted = admitted})
+  admitted = admitted,
+  filled = secure and admitted >= num(job.max_workers)})
 """
 )
 
@@ -218,6 +235,8 @@ if not cycle then return answer('CYCLE_CLOSED') end
 local t = clock()
 if t > num(cycle.deadline) then return answer('DEADLINE_PASSED') end
 if cycle.state ~= 'open' then return answer('CYCLE_CLOSED') end
+local job = read(job_key(held.job_id))
+if num(job.secure_admission) > 0 then return answer('SECURE_CYCLE') end
 
 local meta = cjson.decode(ARGV[5])
 meta.accepted_at = stamp(t)
@@ -225,7 +244,6 @@ meta.worker_id = held.worker_id
 redis.call('HSET', rkey, 'reported', 1)
 redis.call('HSET', ckey .. ':reports', ARGV[3], cjson.encode(meta))
 local reports = redis.call('HINCRBY', ckey, 'reports', 1)
-local job = read(job_key(held.job_id))
 local closed = 0
 if reports >= num(job.max_diffs) then
   end_cycle(cycle_id, 'closing', 'max_diffs reached with ' .. reports ..
@@ -298,12 +316,15 @@ return cjson.encode(reply)
 """
 )
 
-# ARGV: prefix, retention, 'deadlines' or 'closing', seconds of grace, limit.
+# ARGV: prefix, retention, 'deadlines', 'closing', 'sa_admission' or
+# 'sa_running', seconds of grace, limit.
 # Cycle ids whose score is older than now minus the grace.
 DUE = (
     _HELPERS
     + """
-local set = ARGV[3] == 'closing' and CLOSING or DEADLINES
+local sets = {closing = CLOSING, deadlines = DEADLINES,
+  sa_admission = ADMISSION, sa_running = RUNNING}
+local set = sets[ARGV[3]] or DEADLINES
 local cutoff = clock() - num(ARGV[4])
 return cjson.encode(redis.call('ZRANGEBYSCORE', set, '-inf', cutoff,
   'LIMIT', 0, num(ARGV[5])))
@@ -326,5 +347,83 @@ local t = clock()
 if num(score) > t - num(ARGV[4]) then return 0 end
 redis.call('ZADD', CLOSING, t, cycle_id)
 return 1
+"""
+)
+
+# ARGV: prefix, retention, cycle id, id for the next cycle should one open.
+# Ends a secure cycle's admission once it filled or its admission time passed:
+# the cycle keeps its admitted workers for the run, or fails below min_diffs.
+START_SECURE = (
+    _HELPERS
+    + """
+local cycle_id = ARGV[3]
+local ckey = cycle_key(cycle_id)
+local cycle = read(ckey)
+if not cycle or cycle.state ~= 'open' or (cycle.phase or '') ~= '' then
+  redis.call('ZREM', ADMISSION, cycle_id)
+  return cjson.encode({outcome = 'none'})
+end
+local job = read(job_key(cycle.job_id))
+local t = clock()
+local length = num(job.cycle_length)
+local ends = num(cycle.opened_at) + num(job.secure_admission) * length
+if t < ends and num(cycle.admitted) < num(job.max_workers) then
+  return cjson.encode({outcome = 'none'})
+end
+redis.call('ZREM', ADMISSION, cycle_id)
+local workers = redis.call('HKEYS', ckey .. ':workers')
+local needed = math.max(num(job.min_diffs), 1)
+if #workers < needed then
+  end_cycle(cycle_id, 'failed', 'admission closed with ' .. #workers ..
+    ' of min_diffs ' .. needed .. ' workers; closed without aggregation', t)
+  local opened = advance(cycle.job_id, ARGV[4], t)
+  return cjson.encode({outcome = 'failed', job_id = cycle.job_id,
+    opened = opened})
+end
+-- The run's rounds end within one cycle_length from now; the plain deadline
+-- close stays as a safety net a little later.
+local deadline = t + length
+redis.call('HSET', ckey, 'phase', 'secagg', 'deadline', stamp(deadline))
+redis.call('ZADD', DEADLINES, deadline + math.max(5, length * 0.1), cycle_id)
+redis.call('ZADD', RUNNING, deadline, cycle_id)
+return cjson.encode({outcome = 'started', job_id = cycle.job_id,
+  workers = workers, length = length})
+"""
+)
+
+# ARGV: prefix, retention, cycle id, 'done' or 'failed', number of unmasked
+# inputs, failure reason, id for the next cycle should one open. Ends a secure
+# cycle's run: to aggregation, or failed with the reason.
+END_SECURE = (
+    _HELPERS
+    + """
+local cycle_id = ARGV[3]
+local ckey = cycle_key(cycle_id)
+local cycle = read(ckey)
+if not cycle or cycle.state ~= 'open' or cycle.phase ~= 'secagg' then
+  redis.call('ZREM', RUNNING, cycle_id)
+  return cjson.encode({outcome = 'none'})
+end
+local job = read(job_key(cycle.job_id))
+local t = clock()
+local inputs = num(ARGV[5])
+local reason
+if ARGV[4] == 'done' then
+  redis.call('HSET', ckey, 'reports', inputs)
+  local needed = num(job.min_diffs)
+  if inputs >= needed then
+    end_cycle(cycle_id, 'closing', 'secure aggregation finished with ' ..
+      inputs .. ' masked inputs', t)
+    return cjson.encode({outcome = 'closing', job_id = cycle.job_id})
+  end
+  reason = 'secure aggregation finished with ' .. inputs .. ' of min_diffs ' ..
+    needed .. ' masked inputs; closed without aggregation'
+else
+  reason = 'secure aggregation failed: ' .. ARGV[6]
+end
+end_cycle(cycle_id, 'failed', reason, t)
+local opened = advance(cycle.job_id, ARGV[7], t)
+return cjson.encode({outcome = 'failed', job_id = cycle.job_id,
+  opened = opened})
 """
 )

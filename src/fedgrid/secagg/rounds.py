@@ -224,6 +224,18 @@ class SecAggRounds:
             )
         return None
 
+    def survivors(self, cycle_id: str) -> list[str]:
+        """Workers whose masked input is in the sum (after masked input closed)."""
+        with self._translated("reading a run's survivors"):
+            raw = self._client.hvals(
+                self._key(cycle_id, "out", Round.MASKED_INPUT.name)
+            )
+        if not raw:
+            return []
+        request = secagg_pb2.UnmaskRequest()
+        request.ParseFromString(bytes(raw[0]))  # type: ignore[arg-type]
+        return list(request.survivors)
+
     # --- closing rounds ---------------------------------------------------
 
     def close(self, cycle_id: str, round_: Round) -> bool:

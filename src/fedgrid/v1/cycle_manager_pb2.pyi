@@ -8,18 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterJobRequest(_message.Message):
-    __slots__ = ("job_id", "name", "version", "server_config_json", "checkpoint_number")
+    __slots__ = ("job_id", "name", "version", "server_config_json", "checkpoint_number", "model_size")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SERVER_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SIZE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     name: str
     version: str
     server_config_json: str
     checkpoint_number: int
-    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., server_config_json: _Optional[str] = ..., checkpoint_number: _Optional[int] = ...) -> None: ...
+    model_size: int
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., server_config_json: _Optional[str] = ..., checkpoint_number: _Optional[int] = ..., model_size: _Optional[int] = ...) -> None: ...
 
 class CycleRequest(_message.Message):
     __slots__ = ("job_id", "worker_id", "ping_ms", "download_kbps", "upload_kbps")
@@ -61,6 +63,7 @@ class Rejected(_message.Message):
         JOB_FINISHED: _ClassVar[Rejected.Reason]
         NO_OPEN_CYCLE: _ClassVar[Rejected.Reason]
         ALREADY_ASSIGNED: _ClassVar[Rejected.Reason]
+        ADMISSION_CLOSED: _ClassVar[Rejected.Reason]
     REASON_UNSPECIFIED: Rejected.Reason
     CYCLE_FULL: Rejected.Reason
     WORKER_RECENTLY_USED: Rejected.Reason
@@ -69,6 +72,7 @@ class Rejected(_message.Message):
     JOB_FINISHED: Rejected.Reason
     NO_OPEN_CYCLE: Rejected.Reason
     ALREADY_ASSIGNED: Rejected.Reason
+    ADMISSION_CLOSED: Rejected.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +151,7 @@ class SubmitReportResponse(_message.Message):
         CYCLE_CLOSED: _ClassVar[SubmitReportResponse.Status]
         DEADLINE_PASSED: _ClassVar[SubmitReportResponse.Status]
         WRONG_WORKER: _ClassVar[SubmitReportResponse.Status]
+        SECURE_CYCLE: _ClassVar[SubmitReportResponse.Status]
     STATUS_UNSPECIFIED: SubmitReportResponse.Status
     ACCEPTED: SubmitReportResponse.Status
     UNKNOWN_KEY: SubmitReportResponse.Status
@@ -154,6 +159,7 @@ class SubmitReportResponse(_message.Message):
     CYCLE_CLOSED: SubmitReportResponse.Status
     DEADLINE_PASSED: SubmitReportResponse.Status
     WRONG_WORKER: SubmitReportResponse.Status
+    SECURE_CYCLE: SubmitReportResponse.Status
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     CYCLE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -268,3 +274,43 @@ class JobStatus(_message.Message):
     num_cycles: int
     cycles: _containers.RepeatedCompositeFieldContainer[Cycle]
     def __init__(self, job_id: _Optional[str] = ..., state: _Optional[str] = ..., finish_reason: _Optional[str] = ..., completed_cycles: _Optional[int] = ..., num_cycles: _Optional[int] = ..., cycles: _Optional[_Iterable[_Union[Cycle, _Mapping]]] = ...) -> None: ...
+
+class SecAggPostRequest(_message.Message):
+    __slots__ = ("request_key", "worker_id", "round", "payload")
+    REQUEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    request_key: str
+    worker_id: str
+    round: str
+    payload: bytes
+    def __init__(self, request_key: _Optional[str] = ..., worker_id: _Optional[str] = ..., round: _Optional[str] = ..., payload: _Optional[bytes] = ...) -> None: ...
+
+class SecAggPostResponse(_message.Message):
+    __slots__ = ("complete",)
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    complete: bool
+    def __init__(self, complete: _Optional[bool] = ...) -> None: ...
+
+class SecAggFetchRequest(_message.Message):
+    __slots__ = ("request_key", "worker_id", "round")
+    REQUEST_KEY_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    request_key: str
+    worker_id: str
+    round: str
+    def __init__(self, request_key: _Optional[str] = ..., worker_id: _Optional[str] = ..., round: _Optional[str] = ...) -> None: ...
+
+class SecAggFetchResponse(_message.Message):
+    __slots__ = ("ready", "payload", "current_round", "round_deadline_unix")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_ROUND_FIELD_NUMBER: _ClassVar[int]
+    ROUND_DEADLINE_UNIX_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    payload: bytes
+    current_round: str
+    round_deadline_unix: float
+    def __init__(self, ready: _Optional[bool] = ..., payload: _Optional[bytes] = ..., current_round: _Optional[str] = ..., round_deadline_unix: _Optional[float] = ...) -> None: ...

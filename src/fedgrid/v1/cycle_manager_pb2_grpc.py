@@ -74,6 +74,16 @@ class CycleManagerStub:
                 request_serializer=fedgrid_dot_v1_dot_cycle__manager__pb2.JobStatusRequest.SerializeToString,
                 response_deserializer=fedgrid_dot_v1_dot_cycle__manager__pb2.JobStatus.FromString,
                 _registered_method=True)
+        self.PostSecAgg = channel.unary_unary(
+                '/fedgrid.v1.CycleManager/PostSecAgg',
+                request_serializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggPostRequest.SerializeToString,
+                response_deserializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggPostResponse.FromString,
+                _registered_method=True)
+        self.FetchSecAgg = channel.unary_unary(
+                '/fedgrid.v1.CycleManager/FetchSecAgg',
+                request_serializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggFetchRequest.SerializeToString,
+                response_deserializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggFetchResponse.FromString,
+                _registered_method=True)
 
 
 class CycleManagerServicer:
@@ -127,6 +137,18 @@ class CycleManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PostSecAgg(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FetchSecAgg(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CycleManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +191,16 @@ def add_CycleManagerServicer_to_server(servicer, server):
                     servicer.GetJobStatus,
                     request_deserializer=fedgrid_dot_v1_dot_cycle__manager__pb2.JobStatusRequest.FromString,
                     response_serializer=fedgrid_dot_v1_dot_cycle__manager__pb2.JobStatus.SerializeToString,
+            ),
+            'PostSecAgg': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostSecAgg,
+                    request_deserializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggPostRequest.FromString,
+                    response_serializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggPostResponse.SerializeToString,
+            ),
+            'FetchSecAgg': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchSecAgg,
+                    request_deserializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggFetchRequest.FromString,
+                    response_serializer=fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggFetchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +419,60 @@ class CycleManager:
             '/fedgrid.v1.CycleManager/GetJobStatus',
             fedgrid_dot_v1_dot_cycle__manager__pb2.JobStatusRequest.SerializeToString,
             fedgrid_dot_v1_dot_cycle__manager__pb2.JobStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostSecAgg(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedgrid.v1.CycleManager/PostSecAgg',
+            fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggPostRequest.SerializeToString,
+            fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggPostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchSecAgg(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fedgrid.v1.CycleManager/FetchSecAgg',
+            fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggFetchRequest.SerializeToString,
+            fedgrid_dot_v1_dot_cycle__manager__pb2.SecAggFetchResponse.FromString,
             options,
             channel_credentials,
             insecure,
