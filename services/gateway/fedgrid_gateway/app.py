@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 
@@ -21,12 +22,15 @@ from fedgrid.gateway.sessions import SessionIssuer
 from fedgrid.jobconfig import ServerConfig
 from fedgrid.modelstore.client import ModelStoreClient
 from fedgrid.objectstore import ObjectStore, object_store_from_settings
+from fedgrid.secagg.averaging import secure_config, vector_length
+from fedgrid.tensors import load_state_stream
 from fedgrid.v1 import model_store_pb2 as pb
 from fedgrid_gateway.admin_views import admin_routes
 from fedgrid_gateway.content_views import content_routes
 from fedgrid_gateway.context import EXTENSION, Gateway
 from fedgrid_gateway.errors import register_error_handlers
 from fedgrid_gateway.metrics import GatewayMetrics
+from fedgrid_gateway.secagg_views import secagg_routes
 from fedgrid_gateway.worker_views import worker_routes
 
 logger = logging.getLogger(__name__)
@@ -50,8 +54,18 @@ def create_app(
         return data
 
     def register(job: pb.Job, config: ServerConfig) -> object:
+        size = 0
+        if secure_config(config):
+            # Secure aggregation masks vectors as long as the model.
+            _, data = model_store.open_checkpoint(job.name, job.version, number=1)
+            size = vector_length(load_state_stream(io.BytesIO(b"".join(data))))
         return cycle_manager.register_job(
-            job.id, job.name, job.version, config.to_json(), checkpoint_number=1
+            job.id,
+            job.name,
+            job.version,
+            config.to_json(),
+            checkpoint_number=1,
+            model_size=size,
         )
 
     jobs = JobCache(model_store.get_job_by_id)
@@ -79,6 +93,7 @@ def create_app(
     app.register_blueprint(worker_routes)
     app.register_blueprint(content_routes)
     app.register_blueprint(admin_routes)
+    app.register_blueprint(secagg_routes)
     register_error_handlers(app)
     _add_service_routes(app, gateway)
     return app

@@ -8,6 +8,7 @@ from typing import Any
 
 from fedgrid.errors import InvalidArgument
 from fedgrid.gateway.jobs import ServedJob
+from fedgrid.jobconfig import ServerConfig
 from fedgrid.v1 import cycle_manager_pb2 as cm
 
 MAX_MEASUREMENT = 1e12
@@ -59,6 +60,39 @@ def parse_measurements(body: Any, requires_speed_test: bool) -> Measurements:
     return Measurements(**values)
 
 
+def secure_terms(config: ServerConfig) -> dict[str, Any]:
+    """What a worker of a secure job must know: the protocol and DP parameters.
+
+    Empty for plain jobs, so their answer is unchanged. The run's setup (who
+    takes part) follows at GET /api/v1/secagg/setup once admission closes.
+    """
+    secure = config.secure_aggregation
+    if secure is None or not secure.enabled:
+        return {}
+    private = config.differential_privacy
+    # Under DP, and for the unweighted mean, every worker's input has weight 1.
+    unit = private is not None or config.averaging.method == "mean"
+    terms: dict[str, Any] = {
+        "secure_aggregation": {
+            "protocol": "secagg+",
+            "threshold": secure.threshold,
+            "neighbours": secure.neighbours,
+            "clipping_range": secure.clipping_range,
+            "bits": secure.bits,
+            "max_weight": secure.max_weight,
+            "transport": secure.transport,
+            "weighting": "unit" if unit else "sample_count",
+        }
+    }
+    if private is not None:
+        terms["differential_privacy"] = {
+            "clipping_norm": private.clipping_norm,
+            "noise_multiplier": private.noise_multiplier,
+            "target_delta": private.target_delta,
+        }
+    return terms
+
+
 def answer(response: cm.CycleResponse, served: ServedJob) -> CycleAnswer:
     """Turn the cycle manager's decision into the worker's JSON."""
     if response.WhichOneof("outcome") == "accepted":
@@ -74,6 +108,7 @@ def answer(response: cm.CycleResponse, served: ServedJob) -> CycleAnswer:
                 "plans": served.plans(),
                 "protocols": list(served.job.protocols),
                 "client_config": served.client_config,
+                **secure_terms(served.server_config),
             },
             outcome="accepted",
         )
