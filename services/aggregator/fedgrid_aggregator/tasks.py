@@ -16,6 +16,7 @@ from fedgrid.cycles.client import CycleManagerClient
 from fedgrid.errors import StorageError, Unavailable
 from fedgrid.modelstore.client import ModelStoreClient
 from fedgrid.objectstore import object_store_from_settings
+from fedgrid.secagg.rounds import SecAggRounds
 from fedgrid_aggregator.hold import hold_while_file_exists
 from fedgrid_aggregator.metrics import AGGREGATION_SECONDS, CYCLES, REPORTS
 
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 AGGREGATE_TASK = "fedgrid.aggregate_cycle"
 SHARD_TASK = "fedgrid.aggregate_shard"
 COMBINE_TASK = "fedgrid.combine_shards"
+UNMASK_PART_TASK = "fedgrid.unmask_part"
+COMBINE_MASKS_TASK = "fedgrid.combine_masks"
 # Failures a later attempt may not meet: a service down, a partial sum late.
 RETRYABLE = (Unavailable, StorageError)
 MAX_RETRIES = 8
@@ -57,6 +60,7 @@ class Runtime:
                     chunk_bytes=settings.chunk_bytes,
                     max_report_bytes=settings.max_report_bytes,
                     hold=hold_while_file_exists(settings.aggregator_test_hold_file),
+                    rounds=SecAggRounds(settings.redis_url, settings.redis_prefix),
                 )
             return self._aggregator
 
@@ -98,6 +102,7 @@ def _result(outcome: Outcome) -> dict[str, Any]:
         "reports_used": outcome.reports_used,
         "reports_excluded": outcome.reports_excluded,
         "shards": len(outcome.shards),
+        "mask_parts": len(outcome.mask_parts),
     }
 
 
@@ -147,6 +152,73 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             )
         )
 
+    @app.task(name=UNMASK_PART_TASK, **TASK_OPTIONS)
+    def unmask_part(
+        self: Task[Any, Any],
+        job_id: str,
+        cycle_id: str,
+        index: int,
+        jobs: list[list[Any]],
+        words: int,
+    ) -> dict[str, Any]:
+        return _result(
+            _run(
+                self,
+                "UnmaskPart",
+                cycle_id,
+                lambda: runtime.aggregator().unmask_part(
+                    job_id, cycle_id, index, jobs, words
+                ),
+            )
+        )
+
+    @app.task(name=COMBINE_MASKS_TASK, **TASK_OPTIONS)
+    def combine_masks(
+        self: Task[Any, Any],
+        job_id: str,
+        cycle_id: str,
+        checkpoint_number: int,
+        parts: int,
+    ) -> dict[str, Any]:
+        return _result(
+            _run(
+                self,
+                "CombineMasks",
+                cycle_id,
+                lambda: runtime.aggregator().combine_masks(
+                    job_id, cycle_id, checkpoint_number, parts
+                ),
+            )
+        )
+
+    def split_unmasking(
+        job_id: str, cycle_id: str, checkpoint_number: int, outcome: Outcome
+    ) -> None:
+        header = [
+            unmask_part.signature(
+                kwargs={
+                    "job_id": job_id,
+                    "cycle_id": cycle_id,
+                    "index": index,
+                    "jobs": jobs,
+                    "words": outcome.mask_words,
+                },
+                queue=queue,
+            )
+            for index, jobs in enumerate(outcome.mask_parts)
+        ]
+        callback = combine_masks.signature(
+            kwargs={
+                "job_id": job_id,
+                "cycle_id": cycle_id,
+                "checkpoint_number": checkpoint_number,
+                "parts": len(outcome.mask_parts),
+            },
+            queue=queue,
+            immutable=True,
+        )
+        chord(header)(callback)
+
     @app.task(name=AGGREGATE_TASK, **TASK_OPTIONS)
     def aggregate_cycle(
         self: Task[Any, Any], job_id: str, cycle_id: str, checkpoint_number: int
@@ -183,4 +255,6 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 immutable=True,
             )
             chord(header)(callback)
+        if outcome.mask_parts:
+            split_unmasking(job_id, cycle_id, checkpoint_number, outcome)
         return _result(outcome)

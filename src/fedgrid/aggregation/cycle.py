@@ -13,9 +13,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from fedgrid.aggregation.secure import MASK_JOBS_PER_TASK, SecurePlan, SecureSums
 from fedgrid.aggregation.sharding import (
     Shard,
     delete_partials,
@@ -50,6 +52,8 @@ from fedgrid.objectstore import ObjectStore
 from fedgrid.plans import Plan
 from fedgrid.privacy.mechanism import PrivateAveraging, private_averaging
 from fedgrid.privacy.noise import NoiseSource
+from fedgrid.secagg.averaging import finish_secure, secure_config
+from fedgrid.secagg.rounds import SecAggRounds
 from fedgrid.tensors import encode_state_stream, load_state_stream
 from fedgrid.v1 import cycle_manager_pb2, model_store_pb2
 
@@ -73,7 +77,11 @@ class _UnknownCycle(NotFound):
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: stored, already_stored, failed, dropped or sharded."""
+    """How a run ended: stored, already_stored, failed, dropped or sharded.
+
+    A secure cycle's unmasking split across tasks ends as "masks_split" with
+    the mask jobs of each part (JSON, for the tasks).
+    """
 
     status: str
     checkpoint_number: int = 0
@@ -81,6 +89,8 @@ class Outcome:
     reports_used: int = 0
     reports_excluded: int = 0
     shards: tuple[Shard, ...] = ()
+    mask_parts: tuple[list[list[Any]], ...] = ()
+    mask_words: int = 0
 
 
 @dataclass
@@ -91,6 +101,7 @@ class _Cycle:
     cycle_id: str
     checkpoint_number: int
     privacy: PrivateAveraging | None = None
+    secure: bool = False
 
 
 class CycleAggregator:
@@ -106,6 +117,8 @@ class CycleAggregator:
         spool_dir: Path | None = None,
         hold: Callable[[str], None] | None = None,
         noise: NoiseSource | None = None,
+        rounds: SecAggRounds | None = None,
+        mask_jobs_per_task: int = MASK_JOBS_PER_TASK,
     ) -> None:
         self.models = models
         self.cycles = cycles
@@ -115,6 +128,8 @@ class CycleAggregator:
         self.spool_dir = spool_dir
         self._hold = hold
         self._noise = noise  # None: the secure default of fedgrid.privacy
+        self._secure = None if rounds is None else SecureSums(rounds, objects)
+        self.mask_jobs_per_task = mask_jobs_per_task
 
     # --- entry points ----------------------------------------------------
 
@@ -192,7 +207,85 @@ class CycleAggregator:
 
         return self._guarded(cycle_id, run)
 
+    def unmask_part(
+        self, job_id: str, cycle_id: str, index: int, jobs: list[list[Any]], words: int
+    ) -> Outcome:
+        """Regenerate one part of a secure cycle's masks into the object store."""
+
+        def run() -> Outcome:
+            count = self._secure_sums().write_part(cycle_id, index, jobs, words)
+            logger.info(
+                "[Aggregator.UnmaskPart] job=%s cycle=%s part=%d masks=%d",
+                job_id,
+                cycle_id,
+                index,
+                count,
+            )
+            return Outcome("unmasked")
+
+        return self._guarded(cycle_id, run)
+
+    def combine_masks(
+        self, job_id: str, cycle_id: str, checkpoint_number: int, parts: int
+    ) -> Outcome:
+        """Take every part's masks off a secure cycle's sum and store it."""
+
+        def run() -> Outcome:
+            cycle = self._load(job_id, cycle_id, checkpoint_number)
+            existing = self._existing(cycle)
+            if existing is not None:
+                return existing
+            sums = self._secure_sums()
+            outcome = self._finish_secure(cycle, sums.plan(cycle_id), parts)
+            failed = sums.delete_parts(cycle_id, parts)
+            if failed:
+                logger.warning(
+                    "[Aggregator.CombineMasks] cycle=%s undeleted_parts=%d",
+                    cycle_id,
+                    len(failed),
+                )
+            return outcome
+
+        return self._guarded(cycle_id, run)
+
     # --- steps -----------------------------------------------------------
+
+    def _secure_sums(self) -> SecureSums:
+        if self._secure is None:
+            raise ConfigError(
+                "this aggregator was built without the secure aggregation rounds "
+                "store; it cannot unmask secure cycles"
+            )
+        return self._secure
+
+    def _aggregate_secure(self, cycle: _Cycle) -> Outcome:
+        plan = self._secure_sums().plan(cycle.cycle_id)
+        parts = SecureSums.parts(plan, self.mask_jobs_per_task)
+        if parts:
+            logger.info(
+                "[Aggregator.Aggregate] cycle=%s masks=%d parts=%d",
+                cycle.cycle_id,
+                len(plan.plan.jobs),
+                len(parts),
+            )
+            return Outcome(
+                "masks_split", mask_parts=tuple(parts), mask_words=plan.params.words
+            )
+        return self._finish_secure(cycle, plan, 0)
+
+    def _finish_secure(self, cycle: _Cycle, plan: SecurePlan, parts: int) -> Outcome:
+        current = self._checkpoint(cycle)
+        total = self._secure_sums().total(plan, parts)
+        result = finish_secure(
+            current,
+            plan.params.quantizer,
+            total,
+            plan.survivors,
+            cycle.config,
+            self._server_state(cycle),
+            cycle.privacy,
+        )
+        return self._store(cycle, result)
 
     def _aggregate(self, job_id: str, cycle_id: str, checkpoint_number: int) -> Outcome:
         cycle = self._load(job_id, cycle_id, checkpoint_number)
@@ -201,6 +294,8 @@ class CycleAggregator:
             return existing
         if self._hold is not None:
             self._hold(cycle_id)
+        if cycle.secure:
+            return self._aggregate_secure(cycle)
         config = cycle.config
         if (
             not cycle.job.averaging_plan
@@ -260,6 +355,7 @@ class CycleAggregator:
             cycle_id,
             checkpoint_number,
             privacy,
+            secure_config(server),
         )
 
     def _existing(self, cycle: _Cycle) -> Outcome | None:
