@@ -49,6 +49,9 @@ def accepted_info(
             "plans": [str(plan) for plan in answer.get("plans", {})],
             "protocols": [str(protocol) for protocol in answer.get("protocols", [])],
             "requires_speed_test": bool(auth.get("requires_speed_test")),
+            "worker_id": str(auth.get("worker_id", "")),
+            "secure_aggregation": dict(answer.get("secure_aggregation") or {}),
+            "differential_privacy": dict(answer.get("differential_privacy") or {}),
         }
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(f"an acceptance the SDK cannot read: {exc}") from exc

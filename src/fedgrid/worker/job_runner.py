@@ -30,6 +30,7 @@ from fedgrid.worker.errors import (
 )
 from fedgrid.worker.progress import ProgressStore, folder_name
 from fedgrid.worker.report import check_diff, compute_diff, report_body
+from fedgrid.worker.secure_rounds import GatewayRounds, SecureRun
 from fedgrid.worker.speed import measure
 from fedgrid.worker.training import PlanRunner
 
@@ -71,6 +72,7 @@ class WorkerJob:
         self._continue = True
         self._session_expires = 0.0
         self._auth: dict[str, Any] = {}
+        self._secure: SecureRun | None = None
         self.error: BaseException | None = None
         self.finished = False
         self.client = GridClient(
@@ -163,7 +165,10 @@ class WorkerJob:
         """Upload trained parameters (the diff is computed) or a ready diff.
 
         With next_cycle (the default) the job then asks for its next cycle;
-        otherwise it stops after this report.
+        otherwise it stops after this report. In a cycle with secure
+        aggregation the diff is clipped, quantized and masked and goes in
+        through the protocol's rounds instead (SecureAggregationFailed when
+        the run cannot finish).
         """
         assignment = self._current()
         if (params is None) == (diff is None):
@@ -173,6 +178,8 @@ class WorkerJob:
         else:
             assert diff is not None
             delta = check_diff(self._original, diff)
+        if self._secure is not None:
+            return self._report_secure(self._secure, delta, sample_count, next_cycle)
         body = report_body(
             assignment.request_key,
             sample_count,
@@ -191,6 +198,32 @@ class WorkerJob:
             assignment.cycle_number,
             sample_count,
         )
+        self._finish_cycle(next_cycle)
+        self._emit(ev.REPORTED, answer)
+        return answer
+
+    def _report_secure(
+        self,
+        run: SecureRun,
+        delta: Mapping[str, torch.Tensor],
+        sample_count: int,
+        next_cycle: bool,
+    ) -> dict[str, Any]:
+        assignment = self._current()
+        values, weight = run.input_of(self._original, delta, sample_count)
+        try:
+            self._session()
+            run.submit(values, weight)
+        except WorkerError:
+            self._finish_cycle(next_cycle)
+            raise
+        logger.info(
+            "[WorkerJob.report] job=%s cycle=%s secure=1 weight=%s",
+            self.name,
+            assignment.cycle_number,
+            weight,
+        )
+        answer = {"status": "accepted", "cycle_id": assignment.cycle_id}
         self._finish_cycle(next_cycle)
         self._emit(ev.REPORTED, answer)
         return answer
@@ -263,6 +296,7 @@ class WorkerJob:
             self._emit(ev.ACCEPTED, assignment)
             self._await_report(assignment)
             self._assignment = None
+            self._secure = None
             assignment = None
             if not self._continue:
                 return
@@ -368,6 +402,18 @@ class WorkerJob:
             info["checkpoint"],
         )
         self._original = files.checkpoint
+        self._secure = None
+        terms = info.get("secure_aggregation")
+        if terms:
+            # Keys and shares go out while the app trains.
+            rounds = GatewayRounds(self.client, info["request_key"], self._stop)
+            self._secure = SecureRun(
+                info["worker_id"],
+                terms,
+                info.get("differential_privacy"),
+                rounds,
+                info["deadline"],
+            ).start()
         return build_assignment(files, resumed=False)
 
     def _resume(self) -> ev.CycleAssignment | None:
@@ -376,6 +422,16 @@ class WorkerJob:
         if files is None:
             return None
         info = files.info
+        if info.get("secure_aggregation"):
+            # A secure run's keys lived in the process that ended.
+            logger.info(
+                "[WorkerJob.resume] job=%s secure cycle=%s cannot resume",
+                self.name,
+                info["cycle_number"],
+            )
+            if self.store is not None:
+                self.store.clear()
+            return None
         self.client.session_token = info.get("session_token")
         self._session_expires = float(info.get("session_expires", 0))
         self._auth = {
