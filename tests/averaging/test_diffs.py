@@ -99,3 +99,20 @@ def test_buffer_checks_size_and_digest() -> None:
         buffer.fill(io.BytesIO(data[:-1]), len(data), None)
     with pytest.raises(DiffRejected, match="longer than"):
         buffer.fill(io.BytesIO(data + b"x"), len(data), None)
+
+
+def test_empty_data_part_is_skipped() -> None:
+    layout = ModelLayout.of({"w": torch.zeros(2)})
+    header = tensor_pb2.StateChunk(
+        header=tensor_pb2.TensorHeader(name="w", dtype=tensor_pb2.FLOAT32, shape=[2])
+    )
+    values = torch.tensor([1.5, -2.0]).numpy().tobytes()
+    data = (
+        frame(header.SerializeToString())
+        + frame(b"\x12\x00")
+        + frame(tensor_pb2.StateChunk(data=values).SerializeToString())
+    )
+
+    parsed = parse_diff(data, layout)
+
+    assert parsed.tensor(layout.specs[0]).tolist() == [1.5, -2.0]

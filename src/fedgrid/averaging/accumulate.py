@@ -1,4 +1,11 @@
-"""Folding diffs one by one into a single model-sized weighted sum."""
+"""Folding diffs one by one into a single model-sized weighted sum.
+
+Checking every value of a diff for NaN/Inf costs as much as adding it, so
+diffs are folded after their structure is checked and the sum is checked once
+at the end: NaN or Inf in any folded diff leaves the sum non-finite (NaN stays
+NaN, Inf stays Inf or becomes NaN, and a zero factor times Inf is NaN). Only a
+non-finite sum makes the fold start over and check each diff before adding it.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,8 @@ from typing import Any
 import torch
 
 from fedgrid.averaging.diffs import DiffBuffer, ParsedDiff, parse_diff
-from fedgrid.averaging.errors import DiffRejected
-from fedgrid.averaging.layout import ModelLayout
+from fedgrid.averaging.errors import AveragingFailed, DiffRejected
+from fedgrid.averaging.layout import ModelLayout, is_finite
 from fedgrid.errors import InvalidArgument
 from fedgrid.privacy.clipping import clip_factor, l2_norm
 from fedgrid.tensors import encode_state_stream, read_state_stream
@@ -92,6 +99,9 @@ class Tally:
         result["num_samples"] = self.num_samples
         return result
 
+    def copy(self) -> Tally:
+        return Tally.from_json(self.to_json())
+
     def to_json(self) -> dict[str, Any]:
         return {
             "used": self.used,
@@ -115,11 +125,36 @@ class Tally:
 
 
 def read_report(
-    report: ReportInput, layout: ModelLayout, buffer: DiffBuffer, weighted: bool
+    report: ReportInput,
+    layout: ModelLayout,
+    buffer: DiffBuffer,
+    weighted: bool,
+    check_values: bool = True,
 ) -> tuple[ParsedDiff, float]:
-    """Load and validate one report; raise DiffRejected with the reason."""
+    """Load and validate one report; raise DiffRejected with the reason.
+
+    Without check_values, NaN and Inf are left for the caller to detect.
+    """
     weight = sample_weight(report.sample_count) if weighted else 1.0
-    return parse_diff(report.load(buffer), layout), weight
+    return parse_diff(report.load(buffer), layout, check_values), weight
+
+
+def clip_scale(parsed: ParsedDiff, clipping_norm: float) -> float:
+    """The factor that clips a diff; its norm also proves every value finite."""
+    norm = l2_norm(segment.values for segment in parsed.segments)
+    if not math.isfinite(norm):
+        parsed.check_finite()  # names the tensor holding NaN or Inf
+        raise DiffRejected("diff values are too large to take their L2 norm")
+    return clip_factor(norm, clipping_norm)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A weighted sum as it was before a fold, to start that fold over."""
+
+    sums: dict[str, torch.Tensor] | None  # None: all zeros
+    total_weight: float
+    tally: Tally
 
 
 class WeightedSum:
@@ -132,7 +167,7 @@ class WeightedSum:
         self.tally = Tally()
 
     def fold(self, parsed: ParsedDiff, weight: float, scale: float = 1.0) -> None:
-        """Add weight x scale x diff; the diff must already be validated."""
+        """Add weight x scale x diff; its structure must already be validated."""
         for segment in parsed.segments:
             target = self.sums[segment.spec.name]
             stop = segment.start + segment.values.numel()
@@ -147,22 +182,95 @@ class WeightedSum:
     ) -> None:
         """Fold every usable report, recording why the others were left out.
 
-        With clipping_norm each diff is first scaled down to that L2 norm.
+        With clipping_norm each diff is first scaled down to that L2 norm (the
+        norm shows NaN/Inf on the way). Otherwise values are not checked one
+        diff at a time unless the sum comes out non-finite; then the fold
+        starts over, checking each report it had folded before adding it, so
+        the result is exactly that of checking every diff first. Raises
+        AveragingFailed if finite diffs sum to values too large to hold.
         """
+        reports = list(reports)
+        if clipping_norm is None:
+            snapshot = self._snapshot()
+            folded = self._fold_each(reports, weighted, None, check_values=False)
+            broken = self._non_finite()
+            if broken is not None:
+                logger.warning(
+                    "[Averaging.fold] sum holds NaN or Inf tensor=%s; checking "
+                    "reports=%d one by one",
+                    broken,
+                    len(folded),
+                )
+                self._restore(snapshot)
+                self._fold_each(folded, weighted, None, check_values=True)
+        else:
+            self._fold_each(reports, weighted, clipping_norm, check_values=True)
+        overflowed = self._non_finite()
+        if overflowed is not None:
+            raise AveragingFailed(
+                f"the weighted sum of {self.tally.used} finite diffs overflows "
+                f"{self.sums[overflowed].dtype} in {overflowed!r}; "
+                "no checkpoint written"
+            )
+
+    def _fold_each(
+        self,
+        reports: list[ReportInput],
+        weighted: bool,
+        clipping_norm: float | None,
+        check_values: bool,
+    ) -> list[ReportInput]:
+        """Fold the reports one by one; return those that were folded."""
         buffer = DiffBuffer()
+        folded = []
         for report in reports:
             try:
-                parsed, weight = read_report(report, self.layout, buffer, weighted)
+                parsed, weight = read_report(
+                    report,
+                    self.layout,
+                    buffer,
+                    weighted,
+                    check_values and clipping_norm is None,
+                )
+                scale = 1.0
+                if clipping_norm is not None:
+                    scale = clip_scale(parsed, clipping_norm)
             except DiffRejected as exc:
                 self.tally.exclude(report.key, str(exc))
                 continue
-            scale = 1.0
-            if clipping_norm is not None:
-                norm = l2_norm(segment.values for segment in parsed.segments)
-                scale = clip_factor(norm, clipping_norm)
             self.fold(parsed, weight, scale)
             self.tally.count(report)
+            folded.append(report)
             del parsed  # the buffer is overwritten by the next report
+        return folded
+
+    def _non_finite(self) -> str | None:
+        """The first tensor of the sum holding NaN or Inf, if any."""
+        for name, total in self.sums.items():
+            if not is_finite(total):
+                return name
+        return None
+
+    def _snapshot(self) -> _Snapshot:
+        pristine = self.total_weight == 0 and not any(
+            bool(total.any()) for total in self.sums.values()
+        )
+        sums = None
+        if not pristine:
+            sums = {name: total.clone() for name, total in self.sums.items()}
+        return _Snapshot(sums, self.total_weight, self.tally.copy())
+
+    def _restore(self, snapshot: _Snapshot) -> None:
+        """Go back to the snapshot, keeping the reasons reports were excluded."""
+        for name, total in self.sums.items():
+            if snapshot.sums is None:
+                total.zero_()
+            else:
+                total.copy_(snapshot.sums[name])
+        self.total_weight = snapshot.total_weight
+        excluded = self.tally.excluded
+        self.tally = snapshot.tally.copy()
+        self.tally.excluded = excluded
 
     def merge(self, other: WeightedSum) -> None:
         """Add another (partial) sum of the same model."""
