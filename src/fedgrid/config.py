@@ -91,7 +91,7 @@ class Settings:
     broker_url: str = ""  # defaults to redis_url
     database_url: str = "postgresql://postgres@127.0.0.1:5432/fedgrid"
     object_store: str = "file"
-    object_store_path: Path = Path("var/objects")
+    object_store_path: Path | None = None  # defaults to var_dir / "objects"
     s3_endpoint: str = ""
     s3_access_key: str = ""
     s3_secret_key: str = ""
@@ -144,6 +144,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.broker_url:
             object.__setattr__(self, "broker_url", self.redis_url)
+        if self.object_store_path is None:
+            object.__setattr__(self, "object_store_path", self.var_dir / "objects")
         if not self.aggregation_queue:
             # one grid per prefix: grids sharing a Redis never take each
             # other's aggregations

@@ -40,15 +40,19 @@ class GrpcService:
         self.name = name
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers),
-            options=CHANNEL_OPTIONS,
+            # without this, a second server on a busy port shares it silently
+            options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)],
         )
         for add, servicer in registrations:
             add(servicer, self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        self.port = self.server.add_insecure_port(bind)
+        try:
+            self.port = self.server.add_insecure_port(bind)
+        except RuntimeError as exc:
+            raise Unavailable(f"{name}: cannot bind {bind}: {exc}") from exc
         if self.port == 0:
-            raise Unavailable(f"{name}: cannot bind {bind}")
+            raise Unavailable(f"{name}: cannot bind {bind}; is the port in use?")
         self.address = f"{bind.rpartition(':')[0]}:{self.port}"
 
     def start(self) -> None:
@@ -66,7 +70,13 @@ class GrpcService:
 def run_service(service: GrpcService, metrics_port: int | None, host: str) -> None:
     """Serve until SIGTERM or SIGINT, with metrics on their own port."""
     if metrics_port is not None:
-        start_http_server(metrics_port, addr=host)
+        try:
+            start_http_server(metrics_port, addr=host)
+        except OSError as exc:
+            service.stop(grace=0)
+            raise SystemExit(
+                f"{service.name}: cannot serve metrics on {host}:{metrics_port}: {exc}"
+            ) from exc
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

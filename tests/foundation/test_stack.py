@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from fedgrid.config import Settings
+from fedgrid.errors import Unavailable
 from fedgrid.localstack import LocalStack, read_stack_info
 from fedgrid.localstack.embedded import redis_reachable
 from tests.support import free_port, stop_process, wait_for
@@ -46,6 +47,9 @@ def test_stack_on_the_real_servers(make_settings: Callable[..., Settings]) -> No
         assert info.embedded == []
         assert requests.get(f"{info.gateway_url}/healthz", timeout=5).status_code == 200
         assert read_stack_info(settings.var_dir) is not None
+        with pytest.raises(Unavailable, match="a stack is already running"):
+            LocalStack(settings).start(timeout=30)
+        assert read_stack_info(settings.var_dir) == info
         pids = list(info.pids.values())
     finally:
         local.stop()

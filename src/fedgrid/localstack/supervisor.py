@@ -83,6 +83,12 @@ class LocalStack:
     def start(self, timeout: float = 120.0) -> StackInfo:
         """Find or start the backends, migrate, start services, wait until healthy."""
         self.var_dir.mkdir(parents=True, exist_ok=True)
+        running = read_stack_info(self.var_dir)
+        if running is not None and any(_alive(pid) for pid in running.pids.values()):
+            raise Unavailable(
+                f"a stack is already running from {self.var_dir} (gateway "
+                f"{running.gateway_url}); stop it first or set another FEDGRID_VAR_DIR"
+            )
         try:
             settings = self._backends()
             db.migrate(settings.database_url)
@@ -145,7 +151,8 @@ class LocalStack:
         values = asdict(settings)
         values["admin_token"] = admin_token
         values["session_secret"] = settings.session_secret or secrets.token_urlsafe(32)
-        values["object_store_path"] = str(Path(settings.object_store_path).resolve())
+        objects = settings.object_store_path or settings.var_dir / "objects"
+        values["object_store_path"] = str(objects.resolve())
         values["var_dir"] = str(self.var_dir)
         for key, value in values.items():
             if value is None or value == "":
@@ -249,9 +256,24 @@ class LocalStack:
         for server in reversed(self.embedded):
             server.stop()
         self.embedded.clear()
-        state = self.var_dir / STATE_FILE
-        if state.exists():
-            state.unlink()
+        if self.info is not None:
+            (self.var_dir / STATE_FILE).unlink(missing_ok=True)
+            self.info = None
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs (and is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 _SECRET_VARIABLES = {

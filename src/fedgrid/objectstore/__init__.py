@@ -29,4 +29,5 @@ def object_store_from_settings(settings: Settings) -> ObjectStore:
             region=settings.s3_region,
             read_bytes=settings.chunk_bytes,
         )
-    return FileObjectStore(settings.object_store_path, read_bytes=settings.chunk_bytes)
+    root = settings.object_store_path or settings.var_dir / "objects"
+    return FileObjectStore(root, read_bytes=settings.chunk_bytes)
