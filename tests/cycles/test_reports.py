@@ -99,6 +99,9 @@ def test_malformed_report_metadata_is_an_invalid_argument(
 
     with pytest.raises(InvalidArgument, match="sha256"):
         client.submit_report(seat.request_key, "w", 1, "diffs/x", 10, "not-hex")
+    for samples in (0, -1, 2**31, 2**63 - 1):
+        with pytest.raises(InvalidArgument, match="sample_count must be between 1"):
+            report(client, seat.request_key, "w", samples=samples)
     with pytest.raises(NotFound):
         client.get_assignment("never-issued")
     assert report(client, seat.request_key, "w").status == Status.ACCEPTED

@@ -76,6 +76,9 @@ def test_set_alias_moves_an_alias(stack: Stack, job_name: str) -> None:
         stack.client.set_alias(job_name, "", 9, "production")
     with pytest.raises(InvalidArgument, match="alias '7'"):
         stack.client.set_alias(job_name, "", 1, "7")
+    with pytest.raises(InvalidArgument, match="'latest' always names the newest"):
+        stack.client.set_alias(job_name, "", 1, "latest")
+    assert stack.client.get_job(job_name).latest_checkpoint == 2
 
 
 def test_repeated_cycle_returns_the_checkpoint_already_made(

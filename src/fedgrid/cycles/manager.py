@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _MAX_ID = 200
+# A report's sample count is a weight: at least one sample, and small enough
+# that sums over a cycle's reports stay exact in the history's bigint columns.
+MAX_SAMPLE_COUNT = 2**31 - 1
 
 
 def _check_id(name: str, value: str) -> None:
@@ -208,8 +211,13 @@ class CycleManager:
 
     def submit_report(self, request: pb.SubmitReportRequest) -> pb.SubmitReportResponse:
         """Accept a report atomically, or refuse it and change nothing."""
-        if request.sample_count < 0 or request.diff_size < 0:
-            raise InvalidArgument("sample_count and diff_size must not be negative")
+        if not 1 <= request.sample_count <= MAX_SAMPLE_COUNT:
+            raise InvalidArgument(
+                f"sample_count must be between 1 and {MAX_SAMPLE_COUNT}, "
+                f"got {request.sample_count}"
+            )
+        if request.diff_size < 0:
+            raise InvalidArgument("diff_size must not be negative")
         if not request.diff_object_key:
             raise InvalidArgument("diff_object_key must name the stored diff")
         if not _DIGEST.match(request.diff_digest):

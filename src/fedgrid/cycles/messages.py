@@ -21,7 +21,7 @@ def rejection(reason: str, retry: float, detail: str) -> pb.Rejected:
             f"{wait} when the next cycle opens"
             if detail == "reported"
             else "this worker already holds a request key for the open cycle; "
-            "train and report with that key (GetAssignment shows it is valid)"
+            "train and report with that key before the cycle's deadline"
         ),
         "SPEED_TOO_LOW": "the reported download or upload speed (kbit/s) is "
         f"below the job's minimum; measure again on a faster network and {wait}",

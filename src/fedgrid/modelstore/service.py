@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from fedgrid.errors import AlreadyExists, DataLoss, InvalidArgument, NotFound
 from fedgrid.modelstore.names import (
+    LATEST,
     check_alias,
     check_cycle_id,
     check_format,
@@ -266,8 +267,13 @@ class ModelStore:
     def set_alias(
         self, name: str, version: str, number: int, alias: str
     ) -> CheckpointRecord:
-        """Point alias at checkpoint number of the job."""
+        """Point alias at checkpoint number of the job; `latest` is not movable."""
         check_alias(alias)
+        if alias == LATEST:
+            raise InvalidArgument(
+                f"alias {LATEST!r} always names the newest checkpoint and moves by "
+                "itself; choose another alias such as 'stable'"
+            )
         job = self.get_job(name, version)
         checkpoint = self._repository.set_alias(job, number, alias)
         logger.info(
