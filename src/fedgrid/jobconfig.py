@@ -39,6 +39,11 @@ ASYMMETRIC_ALGORITHMS = (
     "ES256", "ES384", "ES512", "EdDSA",
 )  # fmt: skip
 MAX_CLIENT_CONFIG_BYTES = 64 * 1024
+# Bounds that keep every count and duration representable downstream
+# (PostgreSQL integers, Redis scripts, deadlines as Unix times).
+MAX_COUNT = 2**31 - 1
+MAX_NUMBER = 1e12
+MAX_CYCLE_LENGTH = 30 * 24 * 3600.0  # seconds
 SECAGG_TRANSPORTS = ("gateway", "webrtc")
 # Averaging that is not a weighted mean needs single diffs: never with secagg.
 NON_LINEAR_METHODS = ("median", "trimmed_mean")
@@ -60,22 +65,38 @@ class _Fields:
     def _name(self, key: str) -> str:
         return f"{self.where}.{key}"
 
-    def integer(self, key: str, default: int | None, minimum: int = 0) -> int | None:
+    def integer(
+        self, key: str, default: int | None, minimum: int = 0, maximum: int = MAX_COUNT
+    ) -> int | None:
         value = self.data.get(key, default)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not minimum <= value <= maximum
+        ):
             raise ConfigError(
-                f"{self._name(key)} must be a whole number >= {minimum}, got {value!r}"
+                f"{self._name(key)} must be a whole number from {minimum} to "
+                f"{maximum}, got {value!r}"
             )
         return value
 
     def number(
-        self, key: str, default: float, minimum: float = 0.0, positive: bool = False
+        self,
+        key: str,
+        default: float,
+        minimum: float = 0.0,
+        positive: bool = False,
+        maximum: float = MAX_NUMBER,
     ) -> float:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{self._name(key)} must be a number, got {value!r}")
+        if value > maximum:
+            raise ConfigError(
+                f"{self._name(key)} must be at most {maximum}, got {value}"
+            )
         if not math.isfinite(value) or value < minimum or (positive and value <= 0):
             bound = "> 0" if positive else f">= {minimum}"
             raise ConfigError(
@@ -396,7 +417,12 @@ class ServerConfig:
                 "do_not_reuse_workers_until_cycle", 0
             )
             or 0,
-            cycle_length=read.number("cycle_length", cls.cycle_length, positive=True),
+            cycle_length=read.number(
+                "cycle_length",
+                cls.cycle_length,
+                positive=True,
+                maximum=MAX_CYCLE_LENGTH,
+            ),
             num_cycles=num_cycles,
             max_cycle_attempts=attempts,
             min_diffs=min_diffs,
