@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedgrid.errors import ConfigError, InvalidArgument, PlanError
+from fedgrid.errors import ConfigError, FedgridError, InvalidArgument, PlanError
 from fedgrid.jobconfig import ServerConfig, validate_client_config
 from fedgrid.modelstore.names import check_name, check_version
 
@@ -190,7 +190,15 @@ def load_job(path: str | Path, variable: str = "job") -> JobSpec:
     source = Path(path)
     if not source.is_file():
         raise ConfigError(f"job file {str(source)!r} does not exist")
-    namespace = runpy.run_path(str(source), run_name="__fedgrid_job__")
+    try:
+        namespace = runpy.run_path(str(source), run_name="__fedgrid_job__")
+    except FedgridError:
+        raise
+    except Exception as exc:  # the data scientist's own code failed
+        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
+        raise ConfigError(
+            f"job file {source} failed to load{where}: {type(exc).__name__}: {exc}"
+        ) from exc
     found = namespace.get(variable)
     if isinstance(found, JobSpec):
         return found

@@ -43,10 +43,15 @@ class GridOptions:
 def admin_client(ctx: click.Context) -> Iterator[AdminClient]:
     """An admin client for one command; grid errors become one-line messages."""
     options: GridOptions = ctx.ensure_object(GridOptions)
-    client = options.admin()
+    try:
+        client = options.admin()
+    except FedgridError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         yield client
     except FedgridError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # a local file that cannot be written or read
         raise click.ClickException(str(exc)) from exc
     finally:
         client.close()

@@ -73,7 +73,10 @@ def up(timeout: float) -> None:
 @click.option("--var-dir", type=click.Path(path_type=Path), default=None)
 def status(var_dir: Path | None) -> None:
     """Print each service's health for the stack started from this folder."""
-    folder = var_dir or Settings.from_env().var_dir
+    try:
+        folder = var_dir or Settings.from_env().var_dir
+    except FedgridError as exc:
+        raise click.ClickException(str(exc)) from exc
     info = read_stack_info(folder)
     if info is None:
         raise click.ClickException(f"no stack is running from {folder.resolve()}")

@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 
+from fedgrid.errors import InvalidArgument
 from fedgrid.worker.errors import (
     ProtocolError,
     RateLimited,
@@ -84,6 +86,12 @@ class GridClient:
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise InvalidArgument(
+                f"grid URL {url!r} must start with http:// or https:// and name a "
+                "host, e.g. http://127.0.0.1:8080"
+            )
         self.url = url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
