@@ -160,10 +160,10 @@ class Demo:
                     )
                 return
             status = json.loads(self.cli("status", *self.job, "--json"))
-            completed = status.get("status", {}).get("completed_cycles", 0)
-            if completed != reported:
-                reported = completed
-                say(f"cycle {completed} of {self.cycles} aggregated")
+            completed = int(status.get("status", {}).get("completed_cycles", 0))
+            for cycle in range(reported + 1, completed + 1):
+                say(f"cycle {cycle} of {self.cycles} aggregated")
+            reported = max(reported, completed)
             time.sleep(1.0)
         raise RuntimeError(f"workers still training after {timeout:.0f}s")
 
@@ -248,6 +248,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         say(f"FAILED: {exc}")
         return 1
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
     finally:
         demo.stop()
         say("stopped everything the demo started")
