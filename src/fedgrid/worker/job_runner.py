@@ -390,6 +390,18 @@ class WorkerJob:
 
     def _accept(self, answer: Mapping[str, Any]) -> ev.CycleAssignment:
         info = accepted_info(answer, self._auth, self.name, self.version)
+        self._secure = None
+        terms = info.get("secure_aggregation")
+        if terms:
+            # Keys and shares go out while the worker downloads and trains.
+            rounds = GatewayRounds(self.client, info["request_key"], self._stop)
+            self._secure = SecureRun(
+                info["worker_id"],
+                terms,
+                info.get("differential_privacy"),
+                rounds,
+                info["deadline"],
+            ).start()
         files = download(self.client, info)
         if self.store is not None:
             saved = dict(info, session_token=self.client.session_token)
@@ -402,18 +414,6 @@ class WorkerJob:
             info["checkpoint"],
         )
         self._original = files.checkpoint
-        self._secure = None
-        terms = info.get("secure_aggregation")
-        if terms:
-            # Keys and shares go out while the app trains.
-            rounds = GatewayRounds(self.client, info["request_key"], self._stop)
-            self._secure = SecureRun(
-                info["worker_id"],
-                terms,
-                info.get("differential_privacy"),
-                rounds,
-                info["deadline"],
-            ).start()
         return build_assignment(files, resumed=False)
 
     def _resume(self) -> ev.CycleAssignment | None:
