@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 DiffLoader = Callable[[DiffBuffer], memoryview | bytes | bytearray]
 
+_MAX_TARGETS = 4096  # slices of the sum kept for reuse, whatever the diffs' chunking
+
 
 @dataclass(frozen=True)
 class ReportInput:
@@ -165,14 +167,27 @@ class WeightedSum:
         self.sums = layout.zeros()
         self.total_weight = 0.0
         self.tally = Tally()
+        # Views into self.sums, so each segment's add skips slicing the sum.
+        self._targets: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def fold(self, parsed: ParsedDiff, weight: float, scale: float = 1.0) -> None:
         """Add weight x scale x diff; its structure must already be validated."""
+        alpha = weight * scale
         for segment in parsed.segments:
-            target = self.sums[segment.spec.name]
-            stop = segment.start + segment.values.numel()
-            target[segment.start : stop].add_(segment.values, alpha=weight * scale)
+            self._target(segment.spec.name, segment.start, segment.values.numel()).add_(
+                segment.values, alpha=alpha
+            )
         self.total_weight += weight
+
+    def _target(self, name: str, start: int, count: int) -> torch.Tensor:
+        """The slice of the sum a segment adds to; diffs mostly share chunking."""
+        key = (name, start, count)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= _MAX_TARGETS:
+                self._targets.clear()
+            target = self._targets[key] = self.sums[name][start : start + count]
+        return target
 
     def fold_reports(
         self,

@@ -156,7 +156,7 @@ class _Parser:
             dtype = torch_dtype(header.dtype)
         except TensorError as exc:
             raise DiffRejected(f"diff tensor {header.name!r}: {exc}") from exc
-        shape = tuple(int(d) for d in header.shape)
+        shape = tuple(header.shape)
         if shape != spec.shape or dtype != spec.dtype:
             raise DiffRejected(
                 f"diff tensor {header.name!r} is {list(shape)} of {dtype}; "
