@@ -212,10 +212,12 @@ class SecAggRounds:
                 f"secure aggregation of cycle {cycle_id} failed: {reason}"
             )
         with self._translated("reading a round's answer"):
-            raw = self._client.hget(self._key(cycle_id, "out", round_.name), worker)
-            published = self._client.exists(
-                self._key(cycle_id, "out", round_.name, "at")
-            )
+            # Both in one transaction: a round closing between two separate
+            # reads would look published without this worker's answer.
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hget(self._key(cycle_id, "out", round_.name), worker)
+            pipe.exists(self._key(cycle_id, "out", round_.name, "at"))
+            raw, published = pipe.execute()
         if raw is not None:
             return bytes(raw)  # type: ignore[arg-type]
         if published:
