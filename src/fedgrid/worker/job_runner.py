@@ -30,7 +30,7 @@ from fedgrid.worker.errors import (
 )
 from fedgrid.worker.progress import ProgressStore, folder_name
 from fedgrid.worker.report import check_diff, compute_diff, report_body
-from fedgrid.worker.secure_rounds import GatewayRounds, SecureRun
+from fedgrid.worker.secure_rounds import GatewayRounds, SecureRun, mesh_for
 from fedgrid.worker.speed import measure
 from fedgrid.worker.training import PlanRunner
 
@@ -296,7 +296,7 @@ class WorkerJob:
             self._emit(ev.ACCEPTED, assignment)
             self._await_report(assignment)
             self._assignment = None
-            self._secure = None
+            self._end_secure()
             assignment = None
             if not self._continue:
                 return
@@ -390,17 +390,24 @@ class WorkerJob:
 
     def _accept(self, answer: Mapping[str, Any]) -> ev.CycleAssignment:
         info = accepted_info(answer, self._auth, self.name, self.version)
-        self._secure = None
+        self._end_secure()
         terms = info.get("secure_aggregation")
         if terms:
             # Keys and shares go out while the worker downloads and trains.
             rounds = GatewayRounds(self.client, info["request_key"], self._stop)
+            mesh = mesh_for(
+                info,
+                self.client.session_token,
+                str(self._auth.get("job_id", "")),
+                self.worker.p2p,
+            )
             self._secure = SecureRun(
                 info["worker_id"],
                 terms,
                 info.get("differential_privacy"),
                 rounds,
                 info["deadline"],
+                mesh,
             ).start()
         files = download(self.client, info)
         if self.store is not None:
@@ -415,6 +422,12 @@ class WorkerJob:
         )
         self._original = files.checkpoint
         return build_assignment(files, resumed=False)
+
+    def _end_secure(self) -> None:
+        """Forget the cycle's secure run, leaving its peers' room if any."""
+        run, self._secure = self._secure, None
+        if run is not None:
+            run.close()
 
     def _resume(self) -> ev.CycleAssignment | None:
         """The cycle saved by an earlier process, if its deadline has not passed."""

@@ -3,7 +3,8 @@
 The first two rounds (keys, sealed shares) run in a thread of their own as
 soon as the cycle is accepted, while the app trains; the report then sends
 the masked diff and the unmasking shares. The diff never leaves the worker
-unmasked.
+unmasked. With `transport: webrtc` the sealed shares go to the neighbours
+over data channels instead, and the grid gets their digests (mesh_shares).
 """
 
 from __future__ import annotations
@@ -27,16 +28,37 @@ from fedgrid.secagg.worker import SecAggWorker
 from fedgrid.v1 import secagg_pb2
 from fedgrid.worker.client import API, GridClient
 from fedgrid.worker.errors import ProtocolError, WorkerError
+from fedgrid.worker.mesh_shares import MeshShares, digested
+from fedgrid.worker.p2p import P2PConfig
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 PROTOBUF = "application/x-protobuf"
 MAX_POLL_SECONDS = 2.0
+# Longest wait for a share the grid counted but the mesh has not delivered.
+SHARE_WAIT_SECONDS = 10.0
 
 
 class SecureAggregationFailed(WorkerError):
     """The cycle's secure aggregation run cannot go on for this worker."""
+
+
+def mesh_for(
+    info: Mapping[str, Any], token: str | None, job_id: str, config: P2PConfig | None
+) -> MeshShares | None:
+    """The peers' room for an accepted cycle whose shares travel over WebRTC."""
+    if info["secure_aggregation"].get("transport") != "webrtc":
+        return None
+    url = info["client_config"].get("signaling_url")
+    if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+        raise ProtocolError(
+            "the job shares secure aggregation keys over WebRTC but its "
+            "client_config has no signaling_url (ws:// or wss://) to meet peers at"
+        )
+    if not token or not job_id:
+        raise ProtocolError("the session has no token or job id to join peers with")
+    return MeshShares(url, token, job_id, str(info["cycle_id"]), config)
 
 
 class GatewayRounds:
@@ -97,12 +119,14 @@ class SecureRun:
         privacy: Mapping[str, Any] | None,
         rounds: GatewayRounds,
         deadline: float,
+        mesh: MeshShares | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.terms = dict(terms)
         self.privacy = dict(privacy or {})
         self.rounds = rounds
         self.deadline = deadline
+        self.mesh = mesh
         self.params: SecAggParams | None = None
         self._worker: SecAggWorker | None = None
         self._error: BaseException | None = None
@@ -118,13 +142,20 @@ class SecureRun:
 
     def _prepare(self) -> None:
         try:
+            if self.mesh is not None:
+                # Joining first lets the channels open during the first round.
+                self.mesh.join(self.worker_id, self.deadline - time.time())
             setup = self.rounds.fetch("setup", secagg_pb2.SecAggSetup, self.deadline)
             self.params = SecAggParams.from_setup(setup)
             worker = SecAggWorker(self.worker_id, self.params)
             self._worker = worker
             self.rounds.post("advertise", worker.advertise())
             roster = self.rounds.fetch("advertise", secagg_pb2.KeyRoster, self.deadline)
-            self.rounds.post("share_keys", worker.share_keys(roster))
+            shares = worker.share_keys(roster)
+            if self.mesh is not None:
+                self.mesh.send(shares, self.deadline - time.time())
+                shares = digested(shares)
+            self.rounds.post("share_keys", shares)
             self.shared.set()
             logger.info(
                 "[SecureRun.prepare] cycle=%s worker=%s keys shared",
@@ -136,6 +167,7 @@ class SecureRun:
             logger.warning(
                 "[SecureRun.prepare] worker=%s run stopped: %s", self.worker_id, exc
             )
+            self.close()
 
     def input_of(
         self,
@@ -167,6 +199,8 @@ class SecureRun:
             bundle = self.rounds.fetch(
                 "share_keys", secagg_pb2.ShareBundle, self.deadline
             )
+            if self.mesh is not None:
+                bundle = self._from_mesh(self.mesh, bundle)
             self.rounds.post(
                 "masked_input", worker.masked_input(bundle, values, weight)
             )
@@ -178,3 +212,33 @@ class SecureRun:
             raise
         except FedgridError as exc:
             raise SecureAggregationFailed(str(exc), code="secagg") from exc
+        finally:
+            self.close()
+
+    def _from_mesh(
+        self, mesh: MeshShares, relayed: secagg_pb2.ShareBundle
+    ) -> secagg_pb2.ShareBundle:
+        """The sealed shares behind the digests the grid relayed.
+
+        A share that did not arrive, or differs from its digest, is given
+        empty: it cannot open, so this worker complains about its sender,
+        exactly as about a share relayed by the grid that does not open.
+        """
+        wanted = {share.sender: share.ciphertext for share in relayed.shares}
+        wait = min(SHARE_WAIT_SECONDS, self.deadline - time.time())
+        found = mesh.collect(self.worker_id, wanted, wait)
+        mesh.close()
+        return secagg_pb2.ShareBundle(
+            shares=[
+                found.get(share.sender)
+                or secagg_pb2.EncryptedShare(
+                    sender=share.sender, recipient=self.worker_id
+                )
+                for share in relayed.shares
+            ]
+        )
+
+    def close(self) -> None:
+        """Leave the peers' room, if any; the run keeps its state."""
+        if self.mesh is not None:
+            self.mesh.close()

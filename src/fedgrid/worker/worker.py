@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fedgrid.worker.client import RetryPolicy
 from fedgrid.worker.job_runner import WorkerJob
+from fedgrid.worker.p2p import P2PConfig
 from fedgrid.worker.speed import DEFAULT_TEST_BYTES
 
 
@@ -15,7 +16,8 @@ class Worker:
 
     `auth_token` is the JWT the grid verifies when a job requires
     authentication. With `state_dir`, each job keeps its current cycle on
-    disk so a new process with the same folder resumes it.
+    disk so a new process with the same folder resumes it. `p2p` says how
+    secure aggregation over WebRTC reaches peers (P2PConfig() by default).
     """
 
     def __init__(
@@ -26,6 +28,7 @@ class Worker:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         speed_test_bytes: int = DEFAULT_TEST_BYTES,
+        p2p: P2PConfig | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.auth_token = auth_token
@@ -33,6 +36,7 @@ class Worker:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.speed_test_bytes = speed_test_bytes
+        self.p2p = p2p
         self._jobs: list[WorkerJob] = []
         self._lock = threading.Lock()
 
