@@ -91,7 +91,9 @@ def test_nothing_usable_fails_the_cycle_without_a_checkpoint(grid: Grid) -> None
     job = grid.host(max_workers=2)
     poisoned = diff(1)
     poisoned["fc.bias"][0] = math.inf
-    cycle_id = grid.run_cycle(job, [Upload(poisoned), Upload(diff(2), samples=0)])
+    misshapen = diff(2)
+    misshapen["fc.bias"] = misshapen["fc.bias"][:-1].clone()
+    cycle_id = grid.run_cycle(job, [Upload(poisoned), Upload(misshapen)])
 
     outcome = grid.aggregator().aggregate(job.id, cycle_id, 1)
 
