@@ -158,7 +158,7 @@ def test_job_averaging_plan_runs_in_the_aggregator(grid: Grid) -> None:
     def running_mean(avg, diff, n):  # type: ignore[no-untyped-def]
         return {k: avg[k] + (diff[k] - avg[k]) / n for k in avg}
 
-    plan = trace_averaging_plan(running_mean, model_state(), style="iterative")  # type: ignore[arg-type]
+    plan = trace_averaging_plan(running_mean, model_state(), style="iterative")
     job = grid.host(
         max_workers=2,
         plans=[("averaging_plan", plan.to_bytes())],

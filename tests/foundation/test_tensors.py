@@ -59,7 +59,7 @@ def test_negative_dimension_and_unknown_dtype_are_refused() -> None:
     with pytest.raises(TensorError, match="negative dimension"):
         tensor_from_proto(tensor_pb2.Tensor(dtype=tensor_pb2.FLOAT32, shape=[-1]))
     with pytest.raises(TensorError, match="unknown dtype"):
-        tensor_from_proto(tensor_pb2.Tensor(dtype=0, shape=[0]))  # type: ignore[arg-type]
+        tensor_from_proto(tensor_pb2.Tensor(dtype=0, shape=[0]))
 
 
 def test_state_message_round_trip_and_duplicate_names() -> None:

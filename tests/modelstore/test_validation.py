@@ -67,7 +67,7 @@ def test_check_accepts_what_the_codec_writes_in_any_chunking(chunk: int) -> None
 
 
 def _part(**fields: object) -> bytes:
-    return frame(tensor_pb2.StateChunk(**fields).SerializeToString())  # type: ignore[arg-type]
+    return frame(tensor_pb2.StateChunk(**fields).SerializeToString())
 
 
 def _header(name: str, shape: list[int]) -> bytes:

@@ -112,4 +112,4 @@ def test_averaging_refuses_wrong_input(diffs: list[dict[str, torch.Tensor]]) -> 
     with pytest.raises(PlanError, match=r"has dtype torch\.float64"):
         average(iterative, [{name: v.double() for name, v in diffs[0].items()}])
     with pytest.raises(PlanError, match="unknown averaging style 'median'"):
-        trace_averaging_plan(fedavg_list, _state(99), style="median")  # type: ignore[arg-type]
+        trace_averaging_plan(fedavg_list, _state(99), style="median")

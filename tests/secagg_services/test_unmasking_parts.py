@@ -56,17 +56,17 @@ def _run(
         rounds.post(params.cycle_id, Round.ADVERTISE, w, payload)
     for w, worker in workers.items():
         roster = answer(Round.ADVERTISE, w, secagg_pb2.KeyRoster)
-        payload = worker.share_keys(roster).SerializeToString()  # type: ignore[arg-type]
+        payload = worker.share_keys(roster).SerializeToString()
         rounds.post(params.cycle_id, Round.SHARE_KEYS, w, payload)
     alive = [w for w in WORKERS if w not in dropped]
     for w in alive:
         bundle = answer(Round.SHARE_KEYS, w, secagg_pb2.ShareBundle)
-        masked = workers[w].masked_input(bundle, values[w], 2)  # type: ignore[arg-type]
+        masked = workers[w].masked_input(bundle, values[w], 2)
         rounds.post(params.cycle_id, Round.MASKED_INPUT, w, masked.SerializeToString())
     rounds.close(params.cycle_id, Round.MASKED_INPUT)
     for w in alive:
         request = answer(Round.MASKED_INPUT, w, secagg_pb2.UnmaskRequest)
-        shares = workers[w].unmask(request).SerializeToString()  # type: ignore[arg-type]
+        shares = workers[w].unmask(request).SerializeToString()
         rounds.post(params.cycle_id, Round.UNMASK, w, shares)
     return params, {w: values[w] for w in alive}
 

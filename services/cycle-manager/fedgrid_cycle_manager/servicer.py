@@ -40,7 +40,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
         except FedgridError as exc:
             _abort(context, method, exc)
 
-    def RegisterJob(  # noqa: N802
+    def RegisterJob(
         self, request: pb.RegisterJobRequest, context: grpc.ServicerContext
     ) -> pb.JobStatus:
         return self._run(
@@ -56,7 +56,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             ),
         )
 
-    def RequestCycle(  # noqa: N802
+    def RequestCycle(
         self, request: pb.CycleRequest, context: grpc.ServicerContext
     ) -> pb.CycleResponse:
         return self._run(
@@ -70,7 +70,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             ),
         )
 
-    def GetAssignment(  # noqa: N802
+    def GetAssignment(
         self, request: pb.AssignmentRequest, context: grpc.ServicerContext
     ) -> pb.Assignment:
         return self._run(
@@ -79,21 +79,21 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             lambda: self.manager.assignment(request.request_key),
         )
 
-    def SubmitReport(  # noqa: N802
+    def SubmitReport(
         self, request: pb.SubmitReportRequest, context: grpc.ServicerContext
     ) -> pb.SubmitReportResponse:
         return self._run(
             context, "SubmitReport", lambda: self.manager.submit_report(request)
         )
 
-    def ListReports(  # noqa: N802
+    def ListReports(
         self, request: pb.CycleRef, context: grpc.ServicerContext
     ) -> pb.ListReportsResponse:
         return self._run(
             context, "ListReports", lambda: self.manager.list_reports(request.cycle_id)
         )
 
-    def CheckpointStored(  # noqa: N802
+    def CheckpointStored(
         self, request: pb.CheckpointStoredRequest, context: grpc.ServicerContext
     ) -> pb.JobStatus:
         return self._run(
@@ -104,7 +104,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             ),
         )
 
-    def AggregationFailed(  # noqa: N802
+    def AggregationFailed(
         self, request: pb.AggregationFailedRequest, context: grpc.ServicerContext
     ) -> pb.JobStatus:
         return self._run(
@@ -113,7 +113,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             lambda: self.manager.aggregation_failed(request.cycle_id, request.reason),
         )
 
-    def PostSecAgg(  # noqa: N802
+    def PostSecAgg(
         self, request: pb.SecAggPostRequest, context: grpc.ServicerContext
     ) -> pb.SecAggPostResponse:
         return self._run(
@@ -124,7 +124,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             ),
         )
 
-    def FetchSecAgg(  # noqa: N802
+    def FetchSecAgg(
         self, request: pb.SecAggFetchRequest, context: grpc.ServicerContext
     ) -> pb.SecAggFetchResponse:
         return self._run(
@@ -135,7 +135,7 @@ class CycleManagerServicer(pb_grpc.CycleManagerServicer):
             ),
         )
 
-    def GetJobStatus(  # noqa: N802
+    def GetJobStatus(
         self, request: pb.JobStatusRequest, context: grpc.ServicerContext
     ) -> pb.JobStatus:
         return self._run(

@@ -206,7 +206,7 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         self._store = store
 
     @_unary
-    def HostJob(self, request_iterator: Any, context: grpc.ServicerContext) -> pb.Job:  # noqa: N802
+    def HostJob(self, request_iterator: Any, context: grpc.ServicerContext) -> pb.Job:
         parts = _Parts(request_iterator, "HostJob")
         header = parts.header()
         job_header = JobHeader(
@@ -219,24 +219,24 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         return job_message(self._store.host_job(job_header, parts.blobs()))
 
     @_unary
-    def GetJob(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.Job:  # noqa: N802
+    def GetJob(self, request: pb.JobRef, context: grpc.ServicerContext) -> pb.Job:
         return job_message(self._store.get_job(request.name, request.version))
 
     @_unary
-    def GetJobById(  # noqa: N802
+    def GetJobById(
         self, request: pb.GetJobByIdRequest, context: grpc.ServicerContext
     ) -> pb.Job:
         return job_message(self._store.get_job_by_id(request.id))
 
     @_unary
-    def ListJobs(  # noqa: N802
+    def ListJobs(
         self, request: pb.ListJobsRequest, context: grpc.ServicerContext
     ) -> pb.ListJobsResponse:
         jobs = self._store.list_jobs(request.name)
         return pb.ListJobsResponse(jobs=[job_message(job) for job in jobs])
 
     @_streaming
-    def GetCheckpoint(  # noqa: N802
+    def GetCheckpoint(
         self, request: pb.CheckpointRef, context: grpc.ServicerContext
     ) -> Iterator[pb.BlobPart]:
         number, alias = _checkpoint_which(request)
@@ -247,7 +247,7 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         yield from _data_parts(chunks)
 
     @_streaming
-    def GetServerState(  # noqa: N802
+    def GetServerState(
         self, request: pb.CheckpointRef, context: grpc.ServicerContext
     ) -> Iterator[pb.BlobPart]:
         number, alias = _checkpoint_which(request)
@@ -258,7 +258,7 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         yield from _data_parts(chunks)
 
     @_streaming
-    def GetPlan(  # noqa: N802
+    def GetPlan(
         self, request: pb.PlanRef, context: grpc.ServicerContext
     ) -> Iterator[pb.BlobPart]:
         chunks = self._store.open_plan(
@@ -269,7 +269,7 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         yield from _data_parts(chunks)
 
     @_streaming
-    def GetProtocol(  # noqa: N802
+    def GetProtocol(
         self, request: pb.ProtocolRef, context: grpc.ServicerContext
     ) -> Iterator[pb.BlobPart]:
         chunks = self._store.open_protocol(
@@ -279,7 +279,7 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         yield from _data_parts(chunks)
 
     @_unary
-    def CreateCheckpoint(  # noqa: N802
+    def CreateCheckpoint(
         self, request_iterator: Any, context: grpc.ServicerContext
     ) -> pb.Checkpoint:
         parts = _Parts(request_iterator, "CreateCheckpoint")
@@ -294,7 +294,7 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         return checkpoint_message(checkpoint)
 
     @_unary
-    def ListCheckpoints(  # noqa: N802
+    def ListCheckpoints(
         self, request: pb.JobRef, context: grpc.ServicerContext
     ) -> pb.ListCheckpointsResponse:
         checkpoints = self._store.list_checkpoints(request.name, request.version)
@@ -303,7 +303,7 @@ class ModelStoreServicer(model_store_pb2_grpc.ModelStoreServicer):
         )
 
     @_unary
-    def SetAlias(  # noqa: N802
+    def SetAlias(
         self, request: pb.SetAliasRequest, context: grpc.ServicerContext
     ) -> pb.Checkpoint:
         checkpoint = self._store.set_alias(

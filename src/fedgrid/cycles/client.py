@@ -22,7 +22,7 @@ class CycleManagerClient:
         self.address = address
         self.timeout = timeout
         self._channel = grpcserver.channel(address)
-        self._stub: Any = pb_grpc.CycleManagerStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub: Any = pb_grpc.CycleManagerStub(self._channel)
 
     def _call(self, method: Callable[..., Any], request: Any, reply: type[T]) -> T:
         try:

@@ -6,7 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
@@ -237,7 +237,7 @@ class LiveState:
 
     def _hash(self, key: str, what: str) -> dict[str, str] | None:
         with self._translated(what):
-            found: dict[str, str] = self._client.hgetall(key)  # type: ignore[assignment]
+            found = cast("dict[str, str]", self._client.hgetall(key))
         return found or None
 
     def open_cycles(self) -> int:

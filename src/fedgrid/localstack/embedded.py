@@ -154,7 +154,7 @@ class EmbeddedPostgres:
                 **_as_user(user),
             )  # fmt: skip
         self._give(sockets, user)
-        log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115 - child owns it
+        log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
                 str(bin_path / "postgres"), "-D", str(data),

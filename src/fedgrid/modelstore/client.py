@@ -60,9 +60,7 @@ class ModelStoreClient:
         self._chunk_bytes = chunk_bytes
         self._timeout = timeout
         self._channel = channel(address)
-        self._stub: Any = model_store_pb2_grpc.ModelStoreStub(  # type: ignore[no-untyped-call]
-            self._channel
-        )
+        self._stub: Any = model_store_pb2_grpc.ModelStoreStub(self._channel)
 
     def close(self) -> None:
         """Close the channel."""

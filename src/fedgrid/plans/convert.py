@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import fx
@@ -91,7 +91,7 @@ class GraphConverter:
         if getters:
             if len(getters) != len(node.users):
                 raise PlanError(f"op {name!r}: its results are used as a whole")
-            by_index = {int(user.args[1]): user for user in getters}  # type: ignore[arg-type]
+            by_index = {int(cast(int, user.args[1])): user for user in getters}
             earlier = self.computed.get(key)
             if earlier is not None and all(earlier[i] for i in by_index):
                 for position, part in by_index.items():

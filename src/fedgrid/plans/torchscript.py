@@ -196,7 +196,5 @@ def export_torchscript(program: Program, opset: Opset) -> bytes:
 def load_torchscript(data: bytes) -> torch.jit.ScriptModule:
     """Load TorchScript bytes the grid itself made (tests and tools only)."""
     with quiet_jit():
-        module: torch.jit.ScriptModule = torch.jit.load(  # type: ignore[no-untyped-call]
-            io.BytesIO(data)
-        )
+        module: torch.jit.ScriptModule = torch.jit.load(io.BytesIO(data))
     return module

@@ -85,7 +85,8 @@ def replay(params: SecAggParams, messages: Messages, through: Round) -> Replayed
             break
         for worker, payload in sorted(messages.get(round_, {}).items()):
             try:
-                receivers[round_](parse(round_, worker, payload))  # type: ignore[operator]
+                receive: Any = receivers[round_]
+                receive(parse(round_, worker, payload))
             except MalformedMessage as exc:
                 done.refused[worker] = str(exc)
             except SecAggError as exc:

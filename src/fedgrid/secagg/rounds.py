@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import cast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,7 +142,8 @@ class SecAggRounds:
             )
         if current is None:
             raise NotFound(f"cycle {cycle_id!r} runs no secure aggregation")
-        return bytes(current).decode(), bytes(reason or b"").decode()  # type: ignore[arg-type]
+        found = cast("tuple[bytes, bytes | None]", (current, reason))
+        return found[0].decode(), (found[1] or b"").decode()
 
     def deadline(self, cycle_id: str, round_: Round) -> float:
         """When a round closes at the latest (unix seconds)."""
@@ -159,7 +161,7 @@ class SecAggRounds:
                 if round_ > through:
                     break
                 key = self._key(cycle_id, "msg", round_.name)
-                raw: dict[bytes, bytes] = self._client.hgetall(key)  # type: ignore[assignment]
+                raw = cast("dict[bytes, bytes]", self._client.hgetall(key))
                 found[round_] = {k.decode(): bytes(v) for k, v in raw.items()}
         return found
 
