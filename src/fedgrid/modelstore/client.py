@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
@@ -11,6 +10,7 @@ import grpc
 from fedgrid.errors import DataLoss, FedgridError
 from fedgrid.grpcserver import channel
 from fedgrid.modelstore.rpc_errors import error_from_rpc
+from fedgrid.objectstore import verified
 from fedgrid.tensors import DEFAULT_CHUNK_BYTES
 from fedgrid.v1 import model_store_pb2 as pb
 from fedgrid.v1 import model_store_pb2_grpc
@@ -278,14 +278,10 @@ def _data_parts(call: Any, what: str) -> Iterator[bytes]:
 def _verified(
     data: Iterator[bytes], checkpoint: pb.Checkpoint, what: str
 ) -> Iterator[bytes]:
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in data:
-        digest.update(chunk)
-        size += len(chunk)
-        yield chunk
-    if size != checkpoint.size or digest.hexdigest() != checkpoint.digest:
+    def mismatch(size: int) -> None:
         raise DataLoss(
             f"{what}: received {size} bytes that do not match the stored digest "
             f"of checkpoint {checkpoint.number}; download it again"
         )
+
+    return verified(data, checkpoint.size, checkpoint.digest, mismatch)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import uuid
@@ -28,7 +27,7 @@ from fedgrid.modelstore.records import (
 )
 from fedgrid.modelstore.repository import Repository
 from fedgrid.modelstore.state_check import checked_state_stream
-from fedgrid.objectstore import ObjectStore
+from fedgrid.objectstore import ObjectStore, verified
 
 logger = logging.getLogger(__name__)
 
@@ -328,13 +327,7 @@ class ModelStore:
 
 
 def _verified(chunks: Iterator[bytes], blob: BlobRecord, what: str) -> Iterator[bytes]:
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in chunks:
-        digest.update(chunk)
-        size += len(chunk)
-        yield chunk
-    if size != blob.size or digest.hexdigest() != blob.digest:
+    def mismatch(size: int) -> None:
         logger.error(
             "[ModelStore] digest mismatch key=%s size=%s expected_size=%s",
             blob.object_key,
@@ -345,6 +338,8 @@ def _verified(chunks: Iterator[bytes], blob: BlobRecord, what: str) -> Iterator[
             f"the stored bytes of {what} no longer match their digest; restore "
             "them from a backup or push the job again"
         )
+
+    return verified(chunks, blob.size, blob.digest, mismatch)
 
 
 def _refuse_second(found: BlobRecord | None, kind: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fedgrid.config import Settings
-from fedgrid.objectstore.base import ObjectStore, StoredObject, validate_key
+from fedgrid.objectstore.base import ObjectStore, StoredObject, validate_key, verified
 from fedgrid.objectstore.file_store import FileObjectStore
 from fedgrid.objectstore.s3_store import S3ObjectStore
 
@@ -14,6 +14,7 @@ __all__ = [
     "StoredObject",
     "object_store_from_settings",
     "validate_key",
+    "verified",
 ]
 
 

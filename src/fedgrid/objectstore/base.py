@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -85,3 +86,20 @@ class ObjectStore(ABC):
             except Exception:  # clean-up must not hide the error that caused it
                 failed.append(key)
         return failed
+
+
+def verified(
+    chunks: Iterable[bytes], size: int, digest: str, on_mismatch: Callable[[int], None]
+) -> Iterator[bytes]:
+    """Pass chunks through, then check their size and sha256.
+
+    On a mismatch, on_mismatch(bytes seen) is called; it is expected to raise.
+    """
+    seen = hashlib.sha256()
+    total = 0
+    for chunk in chunks:
+        seen.update(chunk)
+        total += len(chunk)
+        yield chunk
+    if total != size or seen.hexdigest() != digest:
+        on_mismatch(total)
