@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from fedgrid.demo.model import DigitsMLP
 from fedgrid.plans import Plan, load_torchscript, trace_training_plan
-from fedgrid.plans.examples import DigitsMLP, SmallCNN, sgd_training_step
+from fedgrid.plans.examples import SmallCNN, sgd_training_step
 
 
 def _eager_step(
@@ -116,7 +117,7 @@ def main() -> None:
     worst_interpreter = max(result[0] for result in results)
     worst_torchscript = max(result[1] for result in results)
     print(
-        f"models=digits_mlp(64-32-10),small_cnn(1x8x8) batch={args.batch} "
+        f"models=demo_digits_mlp(64-64-10),small_cnn(1x8x8) batch={args.batch} "
         f"threads={args.threads} steps={args.steps} rounds={args.rounds} "
         f"warmup={args.warmup}"
     )

@@ -1,27 +1,21 @@
-"""The demo's model and training step, in plain PyTorch."""
+"""The demo's model and its accuracy on held-out digits."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional
 
 from fedgrid.demo.data import CLASSES, FEATURES
+from fedgrid.plans.examples import DigitsMLP as ExampleMLP
 
 HIDDEN = 64
 
 
-class DigitsMLP(nn.Module):
-    """A two-layer perceptron over the 64 pixels of an 8x8 digit."""
+class DigitsMLP(ExampleMLP):
+    """The demo's model: a two-layer perceptron over the 64 pixels of a digit."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.hidden = nn.Linear(FEATURES, HIDDEN)
-        self.output = nn.Linear(HIDDEN, CLASSES)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        logits: torch.Tensor = self.output(functional.relu(self.hidden(features)))
-        return logits
+        super().__init__(FEATURES, HIDDEN, CLASSES)
 
 
 def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
