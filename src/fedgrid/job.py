@@ -71,7 +71,7 @@ class JobSpec:
     def configs(self) -> tuple[ServerConfig, dict[str, Any]]:
         """The validated server and client configs."""
         server = ServerConfig.from_dict(self.server_config)
-        client = validate_client_config(self.client_config)
+        client = validate_client_config(self.client_config, server)
         return server, client
 
     def initial_state(self) -> dict[str, torch.Tensor]:

@@ -533,10 +533,24 @@ def _checked_privacy(
     return private
 
 
-def validate_client_config(data: Any) -> dict[str, Any]:
-    """A client config is a small JSON object handed to workers as is."""
+def validate_client_config(
+    data: Any, server: ServerConfig | None = None
+) -> dict[str, Any]:
+    """A client config is a small JSON object handed to workers as is.
+
+    With the job's server config, what the server config needs from workers
+    is checked too (a signaling URL for secure aggregation over WebRTC).
+    """
     if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
         raise ConfigError("client_config must be a JSON object with string keys")
+    secure = server.secure_aggregation if server is not None else None
+    if secure is not None and secure.enabled and secure.transport == "webrtc":
+        url = data.get("signaling_url")
+        if not isinstance(url, str) or urlparse(url).scheme not in ("ws", "wss"):
+            raise ConfigError(
+                "client_config.signaling_url must be the signaling service's ws:// "
+                "or wss:// URL when secure_aggregation.transport is webrtc"
+            )
     try:
         text = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:

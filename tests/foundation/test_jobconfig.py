@@ -102,3 +102,14 @@ def test_client_config_is_small_plain_json() -> None:
         validate_client_config({"lr": float("nan")})
     with pytest.raises(ConfigError, match="at most 65536"):
         validate_client_config({"blob": "x" * 70_000})
+
+
+def test_secure_aggregation_over_webrtc_needs_a_signaling_url() -> None:
+    server = ServerConfig.from_dict(
+        {"secure_aggregation": {"enabled": True, "transport": "webrtc"}}
+    )
+
+    with pytest.raises(ConfigError, match="client_config.signaling_url"):
+        validate_client_config({"lr": 0.1}, server)
+    url = {"signaling_url": "ws://127.0.0.1:8765"}
+    assert validate_client_config(url, server) == url
