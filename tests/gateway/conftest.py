@@ -4,6 +4,9 @@ gateway served over HTTP on a free loopback port."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -31,11 +34,13 @@ from fedgrid.v1 import model_store_pb2 as pb
 from fedgrid.v1 import report_pb2
 from fedgrid_cycle_manager.service import CycleManagerReplica
 from fedgrid_gateway.app import create_app
+from fedgrid_gateway.bodies import BodyTimeouts
 from fedgrid_model_store.server import build_server
 from tests.conftest import REDIS_URL
-from tests.support import free_port
+from tests.support import free_port, stop_process, wait_for
 
 API = "/api/v1"
+PROTOBUF = "application/x-protobuf"
 MAX_REPORT_BYTES = 64 * 1024
 
 
@@ -150,6 +155,10 @@ class Stack:
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.admin_token}"}
 
+    def admin_upload(self) -> dict[str, str]:
+        """Headers of a job upload: the admin token and the protobuf type."""
+        return {**self.admin(), "Content-Type": PROTOBUF}
+
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.http.post(self.url + path, timeout=30, **kwargs)
 
@@ -172,9 +181,11 @@ class Stack:
             self.artifacts.state,
             config,
             client_config=client_config or {"batch_size": 4, "lr": 0.1},
-            plans={"train": self.artifacts.plan_bytes} if plans is None else plans,
+            plans={"training_plan": self.artifacts.plan_bytes}
+            if plans is None
+            else plans,
         )
-        reply = self.post(f"{API}/admin/jobs", data=body, headers=self.admin())
+        reply = self.post(f"{API}/admin/jobs", data=body, headers=self.admin_upload())
         assert reply.status_code == 201, reply.text
         return dict(reply.json())
 
@@ -245,7 +256,7 @@ def start_gateway(
     servers: list[ServerThread] = []
     clients: list[redis.Redis] = []
 
-    def start(**overrides: Any) -> Stack:
+    def start(body_timeouts: BodyTimeouts | None = None, **overrides: Any) -> Stack:
         values = {
             "gateway_auth_per_ip": 0,
             "gateway_cycle_requests_per_ip": 0,
@@ -256,7 +267,14 @@ def start_gateway(
         client = redis.Redis.from_url(REDIS_URL)
         clients.append(client)
         store = object_store_from_settings(settings)
-        app = create_app(settings, store_client, cycle_client, store, client)
+        app = create_app(
+            settings,
+            store_client,
+            cycle_client,
+            store,
+            client,
+            body_timeouts=body_timeouts,
+        )
         server = ServerThread(app)
         servers.append(server)
         return Stack(
@@ -350,3 +368,61 @@ def verify_endpoint() -> Iterator[VerifyEndpoint]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
+
+
+# --- the gateway as it ships, under gunicorn ------------------------------
+
+
+def gunicorn_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The process environment for `python -m fedgrid_gateway` over settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("FEDGRID_")
+    }
+    env.update(
+        {
+            "FEDGRID_HOST": "127.0.0.1",
+            "FEDGRID_REDIS_URL": settings.redis_url,
+            "FEDGRID_REDIS_PREFIX": settings.redis_prefix,
+            "FEDGRID_DATABASE_URL": settings.database_url,
+            "FEDGRID_OBJECT_STORE": "file",
+            "FEDGRID_OBJECT_STORE_PATH": str(settings.object_store_path),
+            "FEDGRID_ADMIN_TOKEN": settings.admin_token,
+            "FEDGRID_SESSION_SECRET": settings.session_secret,
+            "FEDGRID_MAX_REPORT_BYTES": str(settings.max_report_bytes),
+            "FEDGRID_GATEWAY_WORKERS": "1",
+            "FEDGRID_GATEWAY_THREADS": "4",
+            **extra,
+        }
+    )
+    return env
+
+
+@pytest.fixture
+def gunicorn_gateway(stack: Stack) -> Iterator[str]:
+    """`python -m fedgrid_gateway` over the stack's backends; yields its URL."""
+    port = free_port()
+    env = gunicorn_environment(
+        stack.settings,
+        FEDGRID_GATEWAY_PORT=str(port),
+        FEDGRID_MODEL_STORE_ADDRESS=stack.model_store.address,
+        FEDGRID_CYCLE_MANAGER_ADDRESS=stack.cycle_manager.address,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedgrid_gateway"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: requests.get(f"{url}/healthz", timeout=2).ok,
+            timeout=60,
+            what="gunicorn",
+        )
+        yield url
+    finally:
+        stop_process(proc)

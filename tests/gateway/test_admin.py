@@ -21,20 +21,22 @@ def _upload(stack: Stack, **changes: object) -> bytes:
         "version": "1.0.0",
         "model": stack.artifacts.state,
         "server_config": {"pool_selection": "iterate"},
-        "plans": {"train": stack.artifacts.plan_bytes},
+        "plans": {"training_plan": stack.artifacts.plan_bytes},
     }
     values.update(changes)
     return job_upload(**values)  # type: ignore[arg-type]
 
 
 def _push(stack: Stack, body: bytes) -> tuple[int, dict[str, object]]:
-    reply = stack.post(f"{API}/admin/jobs", data=body, headers=stack.admin())
+    reply = stack.post(f"{API}/admin/jobs", data=body, headers=stack.admin_upload())
     return reply.status_code, reply.json()
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic abc", "Bearer"])
 def test_admin_routes_need_the_admin_token(stack: Stack, header: str | None) -> None:
-    headers = {} if header is None else {"Authorization": header}
+    headers = {"Content-Type": "application/x-protobuf"}
+    if header is not None:
+        headers["Authorization"] = header
 
     name = f"job-{uuid.uuid4().hex[:8]}"
 
@@ -82,12 +84,12 @@ def test_bad_server_config_names_the_field(
 def test_bad_client_config_version_plan_and_model_are_400(stack: Stack) -> None:
     client = _push(stack, _upload(stack, client_config=[1, 2]))
     version = _push(stack, _upload(stack, version="x.y"))
-    plan = _push(stack, _upload(stack, plans={"train": b"\x80\x04garbage"}))
+    plan = _push(stack, _upload(stack, plans={"training_plan": b"\x80\x04garbage"}))
     model = _push(stack, _upload(stack, model={}))
 
     assert client[0] == 400 and "client_config" in str(client[1]["message"])
     assert version[0] == 400 and "version" in str(version[1]["message"])
-    assert plan[0] == 400 and "train" in str(plan[1]["message"])
+    assert plan[0] == 400 and "training_plan" in str(plan[1]["message"])
     assert model[0] == 400
 
 
@@ -107,12 +109,12 @@ def test_torchscript_target_gets_a_grid_made_module(stack: Stack) -> None:
     key = stack.cycle(session).json()["request_key"]
 
     reply = stack.get(
-        f"{API}/plans/train",
+        f"{API}/plans/training_plan",
         params={"request_key": key, "format": "torchscript"},
         headers={"Authorization": f"Bearer {session}"},
     )
 
-    assert job["plans"] == {"train": ["ops", "torchscript"]}
+    assert job["plans"] == {"training_plan": ["ops", "torchscript"]}
     assert reply.status_code == 200
     module = load_torchscript(reply.content)
     assert module is not None

@@ -11,7 +11,14 @@ import jwt
 import pytest
 import torch
 
-from tests.gateway.conftest import API, RsaKeys, Stack, VerifyEndpoint, report_body
+from tests.gateway.conftest import (
+    API,
+    PROTOBUF,
+    RsaKeys,
+    Stack,
+    VerifyEndpoint,
+    report_body,
+)
 
 SECRET = "a-shared-secret-of-enough-length"
 
@@ -167,7 +174,7 @@ def test_session_of_one_job_cannot_use_anothers_key(stack: Stack) -> None:
     session_first = stack.auth(first["name"], token)["session_token"]
     session_second = stack.auth(second["name"], token)["session_token"]
     key = stack.cycle(session_first).json()["request_key"]
-    headers = {"Authorization": f"Bearer {session_second}"}
+    headers = {"Authorization": f"Bearer {session_second}", "Content-Type": PROTOBUF}
     diff = {k: torch.zeros_like(v) for k, v in stack.artifacts.state.items()}
 
     model = stack.get(f"{API}/model", params={"request_key": key}, headers=headers)

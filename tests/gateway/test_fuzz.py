@@ -119,7 +119,7 @@ def test_no_route_answers_5xx(stack: Stack) -> None:
     @given(
         route=st.sampled_from(ROUTES),
         names=st.lists(
-            st.sampled_from([job["name"], "train", "latest", "1"]) | segments,
+            st.sampled_from([job["name"], "training_plan", "latest", "1"]) | segments,
             min_size=2,
             max_size=2,
         ),

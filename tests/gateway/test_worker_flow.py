@@ -11,7 +11,7 @@ import torch
 
 from fedgrid import tensors
 from fedgrid.plans import Plan
-from tests.gateway.conftest import API, Stack, report_body
+from tests.gateway.conftest import API, PROTOBUF, Stack, report_body
 
 
 def _accepted(stack: Stack, job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -24,7 +24,8 @@ def _accepted(stack: Stack, job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    """A worker's headers: its session token, and the type reports are sent as."""
+    return {"Authorization": f"Bearer {token}", "Content-Type": PROTOBUF}
 
 
 def test_full_worker_flow_reports_a_diff(stack: Stack) -> None:
@@ -37,7 +38,7 @@ def test_full_worker_flow_reports_a_diff(stack: Stack) -> None:
     token = session["session_token"]
     cycle = stack.cycle(token).json()
     assert cycle["status"] == "accepted"
-    assert cycle["plans"] == {"train": ["ops"]}
+    assert cycle["plans"] == {"training_plan": ["ops"]}
     assert cycle["client_config"] == {"batch_size": 4, "lr": 0.1}
     key = cycle["request_key"]
 
@@ -54,7 +55,7 @@ def test_full_worker_flow_reports_a_diff(stack: Stack) -> None:
     assert torch.equal(state["fc.weight"], stack.artifacts.state["fc.weight"])
 
     plan = stack.get(
-        f"{API}/plans/train",
+        f"{API}/plans/training_plan",
         params={"request_key": key, "format": "ops"},
         headers=_bearer(token),
     )
@@ -248,7 +249,7 @@ def test_a_down_cycle_manager_is_503(stack: Stack) -> None:
             reply = stack.http.post(
                 f"http://127.0.0.1:{server.port}{API}/cycle-request",
                 json={},
-                headers=_bearer(token),
+                headers={"Authorization": f"Bearer {token}"},
                 timeout=30,
             )
         finally:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from fedgrid.errors import FedgridError, InvalidArgument
+from fedgrid.errors import InvalidArgument
 from fedgrid.gateway.jobs import job_json
-from fedgrid.gateway.streams import limited
+from fedgrid.gateway.logsafe import loggable
 from fedgrid.modelstore.names import check_alias
 from fedgrid.v1 import cycle_manager_pb2 as cm
 from fedgrid.v1 import model_store_pb2 as pb
+from fedgrid_gateway.bodies import (
+    BINARY_TYPES,
+    body_stream,
+    require_length,
+    require_type,
+)
 from fedgrid_gateway.content_views import checkpoint_response
-from fedgrid_gateway.context import drain_body, gateway, json_body, text_field
+from fedgrid_gateway.context import gateway, json_body, text_field
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +29,8 @@ admin_routes = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
 # Plans and protocols ride along with the model, whose size is bounded like a diff.
 EXTRA_UPLOAD_BYTES = 512 * 1024 * 1024
+MAX_CHECKPOINT = 2**62 - 1
+NUMBER_LIKE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 @admin_routes.before_request
@@ -73,12 +82,9 @@ def host_job() -> Response:
     """Host a job from a framed HostJobPart stream."""
     gw = gateway()
     limit = gw.settings.max_report_bytes + EXTRA_UPLOAD_BYTES
-    try:
-        body = limited(request.stream, limit, "job upload")  # type: ignore[arg-type]
-        job = gw.host.host(body)
-    except FedgridError:
-        drain_body()
-        raise
+    require_type(*BINARY_TYPES)
+    require_length(limit, "job upload", "max_report_bytes + 512 MiB")
+    job = gw.host.host(body_stream(limit, "job upload", gw.body_timeouts))
     response = jsonify(job_json(job))
     response.status_code = 201
     return response
@@ -110,37 +116,72 @@ def list_checkpoints(name: str) -> Response:
     return jsonify({"checkpoints": [checkpoint_json(c) for c in checkpoints]})
 
 
-@admin_routes.get("/jobs/<name>/checkpoints/<which>")
+@admin_routes.get("/jobs/<name>/checkpoints/<path:which>")
 def pull_checkpoint(name: str, which: str) -> Response:
     """A checkpoint by number or alias, streamed."""
     version = request.args.get("version", "")
     store = gateway().model_store
     if which.isdigit():
-        number = int(which)
-        if not 0 < number < 2**62:
-            raise InvalidArgument("checkpoint numbers start at 1")
+        number = checkpoint_number(which)
         checkpoint, data = store.open_checkpoint(name, version, number=number)
     else:
         checkpoint, data = store.open_checkpoint(
-            name, version, alias=check_alias(which)
+            name, version, alias=alias_of(which, "checkpoint")
         )
     return checkpoint_response(checkpoint, data)
 
 
-@admin_routes.put("/jobs/<name>/aliases/<alias>")
+def checkpoint_number(text: str) -> int:
+    """A checkpoint number given as decimal digits, within what the store keeps."""
+    number = int(text)
+    if number == 0:
+        raise InvalidArgument("checkpoint numbers start at 1; 0 is never a checkpoint")
+    if number > MAX_CHECKPOINT:
+        raise InvalidArgument(
+            f"checkpoint {text[:24]} is larger than any checkpoint number "
+            f"(at most {MAX_CHECKPOINT})"
+        )
+    return number
+
+
+def alias_of(text: str, what: str) -> str:
+    """An alias from the path; a number-like or path-like value says what it is."""
+    if "/" in text or "\\" in text:
+        raise InvalidArgument(
+            f"{what} {text[:40]!r} contains a path separator; name a checkpoint "
+            "by its number or an alias (letters, digits, '.', '_', '-')"
+        )
+    if NUMBER_LIKE.match(text):
+        raise InvalidArgument(
+            f"{what} {text[:40]!r} is not a checkpoint number: numbers are whole "
+            "and start at 1"
+        )
+    return check_alias(text)
+
+
+@admin_routes.put("/jobs/<name>/aliases/<path:alias>")
 def set_alias(name: str, alias: str) -> Response:
     """Point an alias at a checkpoint number."""
+    checked_alias = alias_of(alias, "alias")
     body = json_body()
     number = body.get("checkpoint") if isinstance(body, dict) else None
-    if (
-        isinstance(number, bool)
-        or not isinstance(number, int)
-        or not 0 < number < 2**62
-    ):
-        raise InvalidArgument("checkpoint must be a checkpoint number (>= 1)")
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise InvalidArgument(
+            "checkpoint must be a checkpoint number: a whole number from 1"
+        )
+    if number < 1:
+        raise InvalidArgument(f"checkpoint numbers start at 1; got {number}")
+    if number > MAX_CHECKPOINT:
+        raise InvalidArgument(
+            f"checkpoint {number} is larger than any checkpoint number "
+            f"(at most {MAX_CHECKPOINT})"
+        )
     version = text_field(body, "version")
-    checkpoint = gateway().model_store.set_alias(
-        name, version, number, check_alias(alias)
+    checkpoint = gateway().model_store.set_alias(name, version, number, checked_alias)
+    logger.info(
+        "[Gateway.SetAlias] job=%s alias=%s checkpoint=%s",
+        loggable(name),
+        loggable(checked_alias),
+        number,
     )
-    logger.info("[Gateway.SetAlias] job=%s alias=%s checkpoint=%s", name, alias, number)
     return jsonify(checkpoint_json(checkpoint))

@@ -26,6 +26,7 @@ from fedgrid.secagg.averaging import secure_config, vector_length
 from fedgrid.tensors import load_state_stream
 from fedgrid.v1 import model_store_pb2 as pb
 from fedgrid_gateway.admin_views import admin_routes
+from fedgrid_gateway.bodies import BodyTimeouts
 from fedgrid_gateway.content_views import content_routes
 from fedgrid_gateway.context import EXTENSION, Gateway
 from fedgrid_gateway.errors import register_error_handlers
@@ -43,6 +44,7 @@ def create_app(
     store: ObjectStore,
     redis_client: redis.Redis,
     authenticator: WorkerAuthenticator | None = None,
+    body_timeouts: BodyTimeouts | None = None,
 ) -> Flask:
     """A gateway app over the given clients; refuses to build without its secrets."""
     admin_token = settings.require("admin_token")
@@ -84,6 +86,7 @@ def create_app(
         host=JobHost(model_store, register),
         metrics=GatewayMetrics(),
         admin_token=admin_token,
+        body_timeouts=body_timeouts or BodyTimeouts(),
     )
 
     app = Flask("fedgrid_gateway")

@@ -6,19 +6,22 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
-from fedgrid.errors import Conflict, FedgridError, InvalidArgument, NotFound
-from fedgrid.gateway.errors import PayloadTooLarge
-from fedgrid.gateway.streams import limited
+from fedgrid.errors import Conflict, FedgridError, NotFound
 from fedgrid.modelstore.names import check_format, check_name
 from fedgrid.v1 import cycle_manager_pb2 as cm
 from fedgrid.v1 import model_store_pb2 as pb
-from fedgrid_gateway.context import Gateway, drain_body, gateway
+from fedgrid_gateway.bodies import (
+    BINARY_TYPES,
+    OCTETS,
+    PROTOBUF,
+    body_stream,
+    require_length,
+    require_type,
+)
+from fedgrid_gateway.context import Gateway, gateway
 from fedgrid_gateway.errors import status_for
 
 content_routes = Blueprint("content", __name__, url_prefix="/api/v1")
-
-OCTETS = "application/octet-stream"
-PROTOBUF = "application/x-protobuf"
 
 
 def _open_assignment(gw: Gateway) -> cm.Assignment:
@@ -85,26 +88,14 @@ def report() -> Response:
     gw = gateway()
     limit = gw.settings.max_report_bytes
     try:
+        # Everything the headers can refuse is refused before any body is read.
         session = gw.worker_session()
-        length = request.content_length
-        if length is not None and length > limit:
-            raise PayloadTooLarge(
-                f"reports are at most {limit} bytes (max_report_bytes)"
-            )
-        if request.content_length is None and not _is_chunked():
-            raise InvalidArgument("send the report with Content-Length or chunked")
-        body = limited(request.stream, limit, "report")  # type: ignore[arg-type]
+        require_type(*BINARY_TYPES)
+        require_length(limit, "report", "max_report_bytes")
+        body = body_stream(limit, "report", gw.body_timeouts)
         accepted = gw.reports.receive(body, session)
     except FedgridError as exc:
         gw.metrics.reports.labels(status_for(exc)[1]).inc()
-        drain_body()
         raise
     gw.metrics.reports.labels("accepted").inc()
     return jsonify({"status": "accepted", "cycle_id": accepted.cycle_id})
-
-
-def _is_chunked() -> bool:
-    encoding = request.headers.get("Transfer-Encoding", "")
-    return "chunked" in encoding.lower() or bool(
-        request.environ.get("wsgi.input_terminated")
-    )

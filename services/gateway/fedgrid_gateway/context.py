@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from flask import current_app, request
@@ -22,6 +22,7 @@ from fedgrid.gateway.sessions import SessionIssuer, WorkerSession, bearer_token
 from fedgrid.modelstore.client import ModelStoreClient
 from fedgrid.objectstore import ObjectStore
 from fedgrid.v1 import cycle_manager_pb2 as cm
+from fedgrid_gateway.bodies import JSON, BodyTimeouts, body_stream, require_type
 from fedgrid_gateway.metrics import GatewayMetrics
 
 EXTENSION = "fedgrid_gateway"
@@ -44,6 +45,7 @@ class Gateway:
     host: JobHost
     metrics: GatewayMetrics
     admin_token: str
+    body_timeouts: BodyTimeouts = field(default_factory=BodyTimeouts)
 
     def worker_session(self) -> WorkerSession:
         """The session of the calling worker, from its bearer token."""
@@ -84,12 +86,11 @@ def client_address() -> str:
 
 def json_body(required: bool = True) -> Any:
     """The request's small JSON body; refuse large, malformed or missing ones."""
+    require_type(JSON)
     length = request.content_length
     if length is not None and length > MAX_JSON_BYTES:
         raise PayloadTooLarge(f"JSON bodies are at most {MAX_JSON_BYTES} bytes")
-    raw = request.stream.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise PayloadTooLarge(f"JSON bodies are at most {MAX_JSON_BYTES} bytes")
+    raw = body_stream(MAX_JSON_BYTES, "JSON body", gateway().body_timeouts).read()
     if not raw.strip():
         if required:
             raise InvalidArgument("send a JSON object as the body")
@@ -114,15 +115,10 @@ def text_field(body: Any, name: str, required: bool = False) -> str:
     return value
 
 
-def drain_body(limit: int = 4 * 1024 * 1024) -> None:
-    """Read and drop up to limit bytes of what is left of the body, so that a
-    client still sending gets the error answer rather than a reset connection."""
-    left = limit
-    try:
-        while left > 0:
-            chunk = request.stream.read(min(left, 256 * 1024))
-            if not chunk:
-                return
-            left -= len(chunk)
-    except Exception:  # the answer matters more than the rest of the body
-        return
+def drain_body() -> None:
+    """Leave what is left of a refused body unread.
+
+    The error answer closes the connection after it is sent (see
+    fedgrid_gateway.bodies.close_after), so reading on would only hand a slow
+    client a thread.
+    """

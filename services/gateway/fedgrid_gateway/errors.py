@@ -25,8 +25,12 @@ from fedgrid.gateway.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    RequestTimeout,
     Unauthenticated,
+    UnsupportedMediaType,
 )
+from fedgrid.gateway.logsafe import loggable
+from fedgrid_gateway.bodies import close_after, has_body
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ STATUS_BY_ERROR: list[tuple[type[FedgridError], int, str]] = [
     (Unauthenticated, 401, "unauthenticated"),
     (PermissionDenied, 403, "permission_denied"),
     (PayloadTooLarge, 413, "payload_too_large"),
+    (UnsupportedMediaType, 415, "unsupported_media_type"),
+    (RequestTimeout, 408, "request_timeout"),
     (NotFound, 404, "not_found"),
     (AlreadyExists, 409, "already_exists"),
     (Conflict, 409, "conflict"),
@@ -50,9 +56,15 @@ STATUS_BY_ERROR: list[tuple[type[FedgridError], int, str]] = [
 
 
 def error_response(status: int, code: str, message: str) -> Response:
-    """The JSON body every error answer has."""
+    """The JSON body every error answer has.
+
+    A body still on its way is not read: the connection closes after the
+    answer, so a refused upload never holds a thread for its whole length.
+    """
     response = jsonify({"error": code, "message": message})
     response.status_code = status
+    if has_body():
+        close_after(response)
     return response
 
 
@@ -69,15 +81,15 @@ def _domain_error(error: FedgridError) -> Response:
     if status >= 500:
         logger.warning(
             "[Gateway.Error] route=%s status=%s error=%s message=%s",
-            request.path,
+            loggable(request.path),
             status,
             type(error).__name__,
-            error,
+            loggable(error),
         )
     else:
         logger.info(
             "[Gateway.Refused] route=%s status=%s error=%s",
-            request.path,
+            loggable(request.path),
             status,
             code,
         )
@@ -98,7 +110,9 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _unexpected(error: Exception) -> Response:
-    logger.exception("[Gateway.Error] route=%s unexpected error", request.path)
+    logger.exception(
+        "[Gateway.Error] route=%s unexpected error", loggable(request.path)
+    )
     return error_response(500, "internal", "the gateway failed; this is a bug")
 
 

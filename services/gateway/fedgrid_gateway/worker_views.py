@@ -10,6 +10,8 @@ from flask import Blueprint, Response, jsonify, request
 from fedgrid.gateway import speedtest
 from fedgrid.gateway.cycle_requests import answer, parse_measurements
 from fedgrid.gateway.jobs import ServedJob
+from fedgrid.gateway.logsafe import loggable
+from fedgrid_gateway.bodies import body_stream, require_length
 from fedgrid_gateway.context import client_address, gateway, json_body, text_field
 
 logger = logging.getLogger(__name__)
@@ -29,13 +31,14 @@ def authenticate() -> Response:
 
     served = ServedJob.from_proto(gw.model_store.get_job(name, version))
     gw.jobs.put(served)
-    worker_id = gw.authenticator.identify(served.server_config.authentication, token)
+    authentication = served.server_config.authentication
+    worker_id = gw.authenticator.identify(authentication, token)
     session_token = gw.sessions.issue(worker_id, served.id)
     logger.info(
         "[Gateway.Auth] session job=%s version=%s worker=%s",
         served.job.name,
         served.job.version,
-        worker_id,
+        loggable(worker_id),
     )
     return jsonify(
         {
@@ -46,6 +49,9 @@ def authenticate() -> Response:
             "version": served.job.version,
             "requires_speed_test": served.server_config.requires_speed_test,
             "expires_in": gw.sessions.ttl_seconds,
+            # False for a job without authentication: a token sent anyway is
+            # not checked, and the worker id is a fresh random one.
+            "authenticated": authentication is not None,
         }
     )
 
@@ -71,7 +77,10 @@ def speed_download() -> Response:
 @worker_routes.post("/speed-test/upload")
 def speed_upload() -> Response:
     """Count and drop an upload."""
-    received = speedtest.drain_upload(request.stream)  # type: ignore[arg-type]
+    limit = speedtest.MAX_TRANSFER_BYTES
+    require_length(limit, "speed-test upload")
+    body = body_stream(limit, "speed-test upload", gateway().body_timeouts)
+    received = speedtest.drain_upload(body)
     return jsonify({"received": received})
 
 

@@ -16,7 +16,7 @@ from fedgrid.jobconfig import AuthenticationConfig
 logger = logging.getLogger(__name__)
 
 MAX_TOKEN_CHARS = 16 * 1024
-MAX_WORKER_ID_CHARS = 256
+MAX_WORKER_ID_CHARS = 128
 ENDPOINT_TIMEOUT = (2.0, 5.0)  # connect, read; seconds
 LEEWAY_SECONDS = 5.0
 
@@ -24,6 +24,26 @@ LEEWAY_SECONDS = 5.0
 def anonymous_worker_id() -> str:
     """A random id for a worker of a job without authentication."""
     return f"anon-{uuid.uuid4().hex}"
+
+
+def check_subject(subject: object) -> str:
+    """A token's sub as a worker id: printable text without path separators."""
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_WORKER_ID_CHARS:
+        raise Unauthenticated(
+            f"auth_token's sub must be a string of 1 to {MAX_WORKER_ID_CHARS} "
+            "characters; it becomes the worker id"
+        )
+    if not subject.strip() or not subject.isprintable():
+        raise Unauthenticated(
+            "auth_token's sub contains control or invisible characters (or only "
+            "spaces); it becomes the worker id, so use printable text"
+        )
+    if "/" in subject or "\\" in subject:
+        raise Unauthenticated(
+            "auth_token's sub contains a path separator ('/' or '\\'); it becomes "
+            "the worker id, so use another character"
+        )
+    return subject
 
 
 class WorkerAuthenticator:
@@ -96,12 +116,7 @@ class WorkerAuthenticator:
             raise Unauthenticated(
                 "auth_token cannot be checked with this job's key"
             ) from exc
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_WORKER_ID_CHARS:
-            raise Unauthenticated(
-                f"auth_token's sub must be a string of 1 to {MAX_WORKER_ID_CHARS} "
-                "characters"
-            )
+        check_subject(claims.get("sub"))
         return claims
 
     def _confirm_with_endpoint(self, config: AuthenticationConfig, token: str) -> None:

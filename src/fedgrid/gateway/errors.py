@@ -23,3 +23,11 @@ class RateLimited(FedgridError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """A body is sent with a Content-Type the route does not take."""
+
+
+class RequestTimeout(FedgridError):
+    """A body arrived too slowly; the gateway stopped waiting for it."""

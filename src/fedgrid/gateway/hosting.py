@@ -11,6 +11,7 @@ from typing import IO, BinaryIO
 
 from fedgrid import tensors
 from fedgrid.errors import ConfigError, InvalidArgument, PlanError
+from fedgrid.job import PROTOCOLS, TRAINING_PLAN
 from fedgrid.jobconfig import ServerConfig, validate_client_config
 from fedgrid.modelstore.client import ModelStoreClient
 from fedgrid.modelstore.names import check_name, check_version
@@ -77,13 +78,18 @@ def check_header(header: pb.HostJobHeader) -> ServerConfig:
         client_config = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"client_config is not valid JSON: {exc}") from exc
-    validate_client_config(client_config)
+    validate_client_config(client_config, server_config)
     return server_config
 
 
 def check_protocol(name: str, data: bytes) -> None:
     """A protocol is a built-in named with its parameters as a JSON object."""
     check_name(name, "protocol name")
+    if name not in PROTOCOLS:
+        raise InvalidArgument(
+            f"protocol {name!r} is not a built-in; the grid runs only "
+            f"{list(PROTOCOLS)}, with parameters, never uploaded code"
+        )
     if len(data) > MAX_PROTOCOL_BYTES:
         raise InvalidArgument(f"protocol {name!r} is larger than {MAX_PROTOCOL_BYTES}")
     try:
@@ -240,6 +246,12 @@ class JobHost:
         return job
 
     def _check(self, upload: JobUpload) -> None:
+        if TRAINING_PLAN not in upload.plans:
+            raise InvalidArgument(
+                f"the upload has no {TRAINING_PLAN!r} plan (it has "
+                f"{sorted(upload.plans)}); workers would be admitted with nothing "
+                "to run"
+            )
         check_model(upload.model)
         targets = upload.server_config.targets
         for name, data in upload.plans.items():

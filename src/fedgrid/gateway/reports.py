@@ -16,6 +16,7 @@ from fedgrid.cycles.client import CycleManagerClient
 from fedgrid.errors import Conflict, FedgridError, InvalidArgument, NotFound
 from fedgrid.gateway.diffcheck import DiffChecker, LayoutCache
 from fedgrid.gateway.errors import PermissionDenied
+from fedgrid.gateway.logsafe import loggable
 from fedgrid.gateway.sessions import WorkerSession
 from fedgrid.objectstore import ObjectStore
 from fedgrid.v1 import cycle_manager_pb2, report_pb2, tensor_pb2
@@ -26,6 +27,9 @@ MAX_REPORT_FRAME_BYTES = 1024 * 1024
 MAX_REQUEST_KEY_CHARS = 256
 MAX_METRICS = 64
 MAX_METRIC_NAME_CHARS = 64
+# Sample counts weigh diffs downstream; past a 32-bit count a sum over a
+# cycle could overflow the stores' 64-bit integers.
+MAX_SAMPLE_COUNT = 2**31 - 1
 
 SubmitStatus = cycle_manager_pb2.SubmitReportResponse
 _REFUSALS: dict[int, type[FedgridError]] = {
@@ -67,8 +71,11 @@ def parse_report(payload: bytes) -> report_pb2.Report:
         raise InvalidArgument(
             f"Report.request_key must have 1 to {MAX_REQUEST_KEY_CHARS} characters"
         )
-    if report.sample_count < 0:
-        raise InvalidArgument("Report.sample_count must be >= 0")
+    if not 1 <= report.sample_count <= MAX_SAMPLE_COUNT:
+        raise InvalidArgument(
+            f"Report.sample_count must be between 1 and {MAX_SAMPLE_COUNT} "
+            f"(the number of examples trained on); got {report.sample_count}"
+        )
     if len(report.metrics) > MAX_METRICS:
         raise InvalidArgument(f"Report.metrics has more than {MAX_METRICS} entries")
     for name, value in report.metrics.items():
@@ -152,7 +159,7 @@ class ReportIntake:
         logger.info(
             "[Gateway.Report] accepted cycle=%s worker=%s size=%s",
             reply.cycle_id or assignment.cycle_id,
-            session.worker_id,
+            loggable(session.worker_id),
             stored.size,
         )
         return AcceptedReport(
