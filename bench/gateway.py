@@ -10,7 +10,6 @@ so that every measured request is admitted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,10 +25,11 @@ import requests
 import torch
 from flask import Flask, Response, jsonify
 
-from fedgrid import db, tensors
+from fedgrid import db
 from fedgrid.config import Settings
 from fedgrid.grpcserver import wait_until_serving
-from fedgrid.v1 import model_store_pb2 as pb
+from fedgrid.job import JobSpec
+from fedgrid.plans.examples import DigitsMLP, sgd_training_step
 from fedgrid_cycle_manager.service import CycleManagerReplica
 from fedgrid_gateway.__main__ import GatewayServer, gunicorn_options
 from fedgrid_model_store.server import build_server
@@ -98,21 +98,32 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _host_job(url: str, admin_token: str, seats: int) -> str:
-    state = {"fc.weight": torch.zeros(2, 3), "fc.bias": torch.zeros(2)}
-    config = {"pool_selection": "iterate", "max_workers": seats, "cycle_length": 3600}
-    header = pb.HostJobHeader(
+    """Push a small job (the plans example MLP) through the admin route."""
+    torch.manual_seed(0)
+    job = JobSpec(
         name=f"bench-{uuid.uuid4().hex[:8]}",
         version="1.0.0",
-        server_config_json=json.dumps(config),
-        client_config_json="{}",
+        model=DigitsMLP(),
+        training_plan=sgd_training_step,
+        example_inputs={
+            "data": torch.randn(8, 64),
+            "target": torch.randint(0, 10, (8,)),
+            "lr": torch.tensor(0.05),
+        },
+        client_config={"lr": 0.05},
+        server_config={
+            "pool_selection": "iterate",
+            "max_workers": seats,
+            "cycle_length": 3600,
+        },
     )
-    parts = [pb.HostJobPart(header=header), pb.HostJobPart(blob=pb.BlobRef(kind=1))]
-    parts += [pb.HostJobPart(data=p) for p in tensors.encode_state_stream(state)]
-    body = b"".join(tensors.frame(part.SerializeToString()) for part in parts)
     reply = requests.post(
         f"{url}{API}/admin/jobs",
-        data=body,
-        headers={"Authorization": f"Bearer {admin_token}"},
+        data=b"".join(job.trace().host_body()),
+        headers={
+            "Authorization": f"Bearer {admin_token}",
+            "Content-Type": "application/x-protobuf",
+        },
         timeout=60,
     )
     reply.raise_for_status()
