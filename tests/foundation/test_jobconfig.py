@@ -109,7 +109,7 @@ def test_secure_aggregation_over_webrtc_needs_a_signaling_url() -> None:
         {"secure_aggregation": {"enabled": True, "transport": "webrtc"}}
     )
 
-    with pytest.raises(ConfigError, match="client_config.signaling_url"):
+    with pytest.raises(ConfigError, match=r"client_config\.signaling_url"):
         validate_client_config({"lr": 0.1}, server)
     url = {"signaling_url": "ws://127.0.0.1:8765"}
     assert validate_client_config(url, server) == url

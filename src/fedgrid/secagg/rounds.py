@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import cast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
