@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Iterable
 
 import redis
 from flask import Flask, Response, g, jsonify, request
@@ -50,7 +51,7 @@ def create_app(
     admin_token = settings.require("admin_token")
     sessions = SessionIssuer.from_settings(settings)
 
-    def load_checkpoint(job_id: str, number: int) -> object:
+    def load_checkpoint(job_id: str, number: int) -> Iterable[bytes]:
         job = jobs.get(job_id).job
         _, data = model_store.open_checkpoint(job.name, job.version, number=number)
         return data
@@ -82,7 +83,7 @@ def create_app(
         sessions=sessions,
         authenticator=authenticator or WorkerAuthenticator(),
         jobs=jobs,
-        reports=ReportIntake(store, LayoutCache(load_checkpoint), cycle_manager),  # type: ignore[arg-type]
+        reports=ReportIntake(store, LayoutCache(load_checkpoint), cycle_manager),
         host=JobHost(model_store, register),
         metrics=GatewayMetrics(),
         admin_token=admin_token,

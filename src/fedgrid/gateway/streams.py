@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 from fedgrid.errors import InvalidArgument
 from fedgrid.gateway.errors import PayloadTooLarge, RequestTimeout
@@ -66,7 +66,8 @@ class LimitedReader(io.RawIOBase):
 
 def limited(stream: BinaryIO, limit: int, what: str = "body") -> BinaryIO:
     """A buffered reader over stream that refuses more than limit bytes."""
-    return io.BufferedReader(LimitedReader(stream, limit, what))  # type: ignore[return-value]
+    reader = io.BufferedReader(LimitedReader(stream, limit, what))
+    return cast(BinaryIO, reader)
 
 
 class ReadDeadline:
