@@ -61,9 +61,11 @@ def redis_prefix() -> Iterator[str]:
     prefix = f"fedgrid-test:{uuid.uuid4().hex[:12]}:"
     yield prefix
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    # the prefix's own keys, and kombu's bindings of queues named after it
+    for pattern in (f"{prefix}*", f"_kombu.binding*{prefix}*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
     client.close()
 
 
