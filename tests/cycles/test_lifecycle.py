@@ -42,7 +42,9 @@ def test_deadline_closes_without_further_reports_and_enqueues_once(
     assert cycle is not None
     assert "deadline" in cycle.close_reason
     assert cycle.closed_at_unix >= cycle.deadline_unix
-    assert queued_tasks(settings) == [
+    # the close is recorded first, then the aggregation is enqueued
+    tasks = wait_for(lambda: queued_tasks(settings), timeout=15, what="enqueue")
+    assert tasks == [
         {
             "task": "fedgrid.aggregate_cycle",
             "kwargs": {

@@ -77,6 +77,7 @@ def test_two_replicas_share_seats_and_close_once(
 
     assert len(seats) == 40
     assert set(by_replica) == {0, 1}  # both replicas admitted workers
-    tasks = queued_tasks(settings)
+    # the close is recorded first, then the aggregation is enqueued
+    tasks = wait_for(lambda: queued_tasks(settings), timeout=15, what="enqueue")
     assert [task["kwargs"]["cycle_id"] for task in tasks] == [seats[0].cycle_id]
     assert len(to_left.list_reports(seats[0].cycle_id).reports) == 5
