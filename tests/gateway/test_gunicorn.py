@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
 
 import requests
 
-from fedgrid.config import Settings
-from tests.gateway.conftest import API, Stack
+from tests.gateway.conftest import API, Stack, gunicorn_environment
 from tests.support import free_port, stop_process, wait_for
-
-
-def _environment(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("FEDGRID_")
-    }
-    env.update(
-        {
-            "FEDGRID_HOST": "127.0.0.1",
-            "FEDGRID_REDIS_URL": settings.redis_url,
-            "FEDGRID_REDIS_PREFIX": settings.redis_prefix,
-            "FEDGRID_DATABASE_URL": settings.database_url,
-            "FEDGRID_OBJECT_STORE": "file",
-            "FEDGRID_OBJECT_STORE_PATH": str(settings.object_store_path),
-            "FEDGRID_ADMIN_TOKEN": settings.admin_token,
-            "FEDGRID_SESSION_SECRET": settings.session_secret,
-            "FEDGRID_GATEWAY_WORKERS": "1",
-            "FEDGRID_GATEWAY_THREADS": "4",
-            **extra,
-        }
-    )
-    return env
 
 
 def test_gunicorn_serves_the_worker_api(start_gateway: Callable[..., Stack]) -> None:
     stack = start_gateway()
     job = stack.host()
     port = free_port()
-    env = _environment(
+    env = gunicorn_environment(
         stack.settings,
         FEDGRID_GATEWAY_PORT=str(port),
         FEDGRID_MODEL_STORE_ADDRESS=stack.model_store.address,
@@ -90,7 +64,7 @@ def test_refuses_to_start_without_its_secrets(
     start_gateway: Callable[..., Stack],
 ) -> None:
     stack = start_gateway()
-    env = _environment(stack.settings, FEDGRID_GATEWAY_PORT=str(free_port()))
+    env = gunicorn_environment(stack.settings, FEDGRID_GATEWAY_PORT=str(free_port()))
     del env["FEDGRID_SESSION_SECRET"]
 
     done = subprocess.run(
