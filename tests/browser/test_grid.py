@@ -176,7 +176,7 @@ def test_page_reload_mid_cycle_still_reports(
 def test_rejected_browser_asks_again_after_the_suggested_time(
     grid: Grid, site: str, fixtures_dir: Path
 ) -> None:
-    traced = _host(grid, num_cycles=2, max_workers=1, max_diffs=1, cycle_length=3)
+    traced = _host(grid, num_cycles=2, max_workers=1, max_diffs=1, cycle_length=8)
     name = traced.spec.name
     holder = Worker(grid.url, retry=RETRY).new_job(name)
     held = threading.Event()
@@ -185,6 +185,9 @@ def test_rejected_browser_asks_again_after_the_suggested_time(
     data = _write_batches(fixtures_dir, seed=31)
     try:
         assert held.wait(30)
+        # the holder keeps its seat until the deadline and then asks no more,
+        # so the browser is refused first and admitted to the next cycle
+        holder.stop(wait=False)
         answer = run_page(f"{site}/test/worker.html?job={name}&data={data}", 120)
     finally:
         holder.stop()
