@@ -44,6 +44,9 @@ MAX_CLIENT_CONFIG_BYTES = 64 * 1024
 MAX_COUNT = 2**31 - 1
 MAX_NUMBER = 1e12
 MAX_CYCLE_LENGTH = 30 * 24 * 3600.0  # seconds
+# A report's sample count weighs its diff: at least one sample, and small
+# enough that sums over a cycle's reports stay exact in 64-bit integers.
+MAX_SAMPLE_COUNT = MAX_COUNT
 SECAGG_TRANSPORTS = ("gateway", "webrtc")
 # Averaging that is not a weighted mean needs single diffs: never with secagg.
 NON_LINEAR_METHODS = ("median", "trimmed_mean")

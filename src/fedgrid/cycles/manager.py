@@ -23,7 +23,7 @@ from fedgrid.errors import (
     NotFound,
     Unavailable,
 )
-from fedgrid.jobconfig import ServerConfig
+from fedgrid.jobconfig import MAX_SAMPLE_COUNT, ServerConfig
 from fedgrid.privacy.mechanism import stop_rule
 from fedgrid.secagg.averaging import secure_config
 from fedgrid.secagg.rounds import SecAggRounds
@@ -33,9 +33,6 @@ logger = logging.getLogger(__name__)
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _MAX_ID = 200
-# A report's sample count is a weight: at least one sample, and small enough
-# that sums over a cycle's reports stay exact in the history's bigint columns.
-MAX_SAMPLE_COUNT = 2**31 - 1
 
 
 def _check_id(name: str, value: str) -> None:

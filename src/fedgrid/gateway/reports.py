@@ -18,6 +18,7 @@ from fedgrid.gateway.diffcheck import DiffChecker, LayoutCache
 from fedgrid.gateway.errors import PermissionDenied
 from fedgrid.gateway.logsafe import loggable
 from fedgrid.gateway.sessions import WorkerSession
+from fedgrid.jobconfig import MAX_SAMPLE_COUNT
 from fedgrid.objectstore import ObjectStore
 from fedgrid.v1 import cycle_manager_pb2, report_pb2, tensor_pb2
 
@@ -27,9 +28,6 @@ MAX_REPORT_FRAME_BYTES = 1024 * 1024
 MAX_REQUEST_KEY_CHARS = 256
 MAX_METRICS = 64
 MAX_METRIC_NAME_CHARS = 64
-# Sample counts weigh diffs downstream; past a 32-bit count a sum over a
-# cycle could overflow the stores' 64-bit integers.
-MAX_SAMPLE_COUNT = 2**31 - 1
 
 SubmitStatus = cycle_manager_pb2.SubmitReportResponse
 _REFUSALS: dict[int, type[FedgridError]] = {
